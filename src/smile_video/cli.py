@@ -1,0 +1,116 @@
+"""The `smile` command line: parse, dispatch, nothing more.
+
+Each verb lives in ``smile_video.commands.<module>`` and exposes ``add_arguments(parser)`` and ``run(args) -> int``.
+The table below is the whole CLI; a verb whose module does not exist yet says so and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from dataclasses import dataclass
+
+from . import __version__
+from .config import ConfigError
+
+
+@dataclass(frozen=True)
+class Verb:
+    name: str
+    module: str
+    summary: str
+    description: str
+    issue: int
+
+
+VERBS: tuple[Verb, ...] = (
+    Verb("pretrain", "pretrain", "pretrain a student (single / mixed / progressive; torchrun for DDP)",
+         "Masked video pretraining with motion infusion and teacher-feature targets. Configure with YAML files "
+         "(--config) and section.key=value overrides, e.g. `smile pretrain -c configs/pretrain/k400_vit_b.yaml "
+         "data.train_list=k400_train.csv`. Scale out with `torchrun --nproc_per_node=N -m smile_video pretrain ...`.",
+         6),
+    Verb("probe", "probe", "linear probing of a frozen encoder on cached features (Table 16)",
+         "Extract features once with the frozen encoder, then train linear heads (several learning rates at "
+         "once) and report top-1, top-5 and mean per-class accuracy.", 7),
+    Verb("knn", "knn", "k-nearest-neighbour classification on cached encoder features",
+         "Cosine kNN on the same cached features the linear probe uses.", 7),
+    Verb("finetune", "finetune", "full finetuning with the VideoMAE recipe (Table 17)",
+         "Layer-wise lr decay, drop path, RandAugment, mixup/cutmix, label smoothing, multi-view testing; "
+         "DDP under torchrun.", 7),
+    Verb("extract", "extract", "encoder features for a list of videos",
+         "Mean-pooled (optionally per-token) encoder features from any supported checkpoint format.", 4),
+    Verb("show-motion", "show_motion", "render synthetic object motion as a GIF and a filmstrip (Fig. 3)",
+         "Paste objects from the bank along smoothed random trajectories over a background or a video and "
+         "write an animated GIF and a PNG filmstrip.", 3),
+    Verb("objects", "objects", "build or inspect an object bank (RGBA sprites)",
+         "`smile objects build SRC --out BANK` decodes a folder of RGBA images once into a cache file; "
+         "`smile objects info BANK` describes one.", 3),
+    Verb("data-check", "data_check", "check a video list: undecodable files, frame counts, label map",
+         "Decode every entry of a list and report what would be skipped during training.", 6),
+    Verb("export", "export", "export a checkpoint (e.g. to a Hugging Face VideoMAE directory)",
+         "`smile export hf CKPT OUT` writes config.json + safetensors that transformers loads.", 4),
+    Verb("bench", "bench", "run the speed benchmarks (motion infusion, train step)",
+         "Runs the scripts under benchmarks/ and prints medians; see docs/benchmarks.md.", 6),
+    Verb("demo", "demo", "the main job: pretrain on synthetic video and evaluate it, from nothing",
+         "Build the default object bank, pretrain the tiny student on noise + motion with the embedded teacher, "
+         "linear-probe it against a random init on the embedded benchmark, and write a report.", 7),
+)
+
+
+def _load(verb: Verb):
+    """The verb's module, or None when it does not exist yet."""
+    name = f"smile_video.commands.{verb.module}"
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if e.name == name:
+            return None
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="smile",
+        description="SMILE: masked video learning with spatial and motion semantics (CVPR 2025).",
+        epilog="Run `smile VERB --help` for the options of each verb.",
+    )
+    parser.add_argument("--version", action="version", version=f"smile-video {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for verb in VERBS:
+        module = _load(verb)
+        description = verb.description
+        if module is None:
+            description += f"\n\nNot implemented yet (tracked in issue #{verb.issue}): running it exits with an error."
+        p = sub.add_parser(verb.name, help=verb.summary, description=description,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(_verb=verb, _module=module)
+        if module is not None:
+            module.add_arguments(p)
+        else:
+            p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    verb: Verb = args._verb
+    if args._module is None:
+        print(f"smile {verb.name}: not implemented yet (tracked in issue #{verb.issue}).", file=sys.stderr)
+        return 2
+    try:
+        return int(args._module.run(args) or 0)
+    except ConfigError as e:
+        print(f"smile {verb.name}: config error: {e}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError) as e:
+        print(f"smile {verb.name}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"smile {verb.name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

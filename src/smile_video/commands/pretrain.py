@@ -1,0 +1,28 @@
+"""`smile pretrain`: masked video pretraining (single / mixed / progressive), also under torchrun."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..config import PretrainJob
+from ._config import add_config_arguments, resolve
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--resume", default=None, metavar="auto|PATH",
+                        help="resume from the newest checkpoint in the run directory (auto) or from PATH")
+    parser.add_argument("--out", default=None, metavar="DIR", help="run directory (same as run.out_dir=DIR)")
+
+
+def run(args: argparse.Namespace) -> int:
+    extra = []
+    if args.resume:
+        extra.append(f"run.resume={args.resume}")
+    if args.out:
+        extra.append(f"run.out_dir={args.out}")
+    cfg = resolve(PretrainJob, args, extra)  # every config error surfaces here, before any work
+    from ..engine.pretrain import pretrain
+
+    pretrain(cfg)
+    return 0

@@ -1,0 +1,551 @@
+"""Typed configuration: nested dataclasses, YAML files and ``section.key=value`` overrides.
+
+The config is resolved once, at the edge (the CLI): unknown keys and wrong types are rejected before any
+work, naming the key, the expected type and the closest valid key. Library code receives a sub-config or
+explicit arguments, never the whole program's namespace.
+
+Resolution order (later wins): dataclass defaults -> model preset -> YAML file(s) -> command-line overrides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "MODEL_PRESETS",
+    "ModelConfig",
+    "MaskConfig",
+    "MotionConfig",
+    "TeacherConfig",
+    "DataConfig",
+    "TrainConfig",
+    "RunConfig",
+    "ProbeConfig",
+    "FinetuneConfig",
+    "PretrainJob",
+    "ProbeJob",
+    "FinetuneJob",
+    "load_config",
+    "apply_overrides",
+    "to_dict",
+    "save_config",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with a message that names the offending key."""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Presets are data. Architecture sizes follow VideoMAE (ViT-S/B/L: Dosovitskiy et al. widths and depths; decoder
+# width 192 for ViT-S, 384 for ViT-B, 512 for ViT-L, depth 4). `tiny` is ours: it trains on 2 CPU cores.
+# --------------------------------------------------------------------------------------------------------------
+MODEL_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": dict(
+        embed_dim=64, depth=2, num_heads=2, decoder_dim=32, decoder_depth=1, decoder_num_heads=2,
+        img_size=64, num_frames=8,
+    ),
+    "vit_s": dict(
+        embed_dim=384, depth=12, num_heads=6, decoder_dim=192, decoder_depth=4, decoder_num_heads=3,
+        img_size=224, num_frames=16,
+    ),
+    "vit_b": dict(
+        embed_dim=768, depth=12, num_heads=12, decoder_dim=384, decoder_depth=4, decoder_num_heads=6,
+        img_size=224, num_frames=16,
+    ),
+    "vit_l": dict(
+        embed_dim=1024, depth=24, num_heads=16, decoder_dim=512, decoder_depth=4, decoder_num_heads=8,
+        img_size=224, num_frames=16,
+    ),
+}
+
+
+@dataclass
+class ModelConfig:
+    """The student: a VideoMAE ViT with joint space-time attention and a shallow decoder."""
+
+    preset: str = "tiny"  # tiny | vit_s | vit_b | vit_l; fills every size below not set explicitly
+    img_size: int = 64
+    num_frames: int = 8
+    patch_size: int = 16
+    tubelet_size: int = 2
+    in_chans: int = 3
+    embed_dim: int = 64
+    depth: int = 2
+    num_heads: int = 2
+    mlp_ratio: float = 4.0
+    decoder_dim: int = 32
+    decoder_depth: int = 1
+    decoder_num_heads: int = 2
+    drop_path: float = 0.0
+    grad_checkpointing: bool = False
+
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        """Token grid (T', H', W') = (frames / tubelet, size / patch, size / patch)."""
+        side = self.img_size // self.patch_size
+        return (self.num_frames // self.tubelet_size, side, side)
+
+    @property
+    def num_tokens(self) -> int:
+        t, h, w = self.grid
+        return t * h * w
+
+    def validate(self) -> None:
+        if self.preset not in MODEL_PRESETS:
+            raise ConfigError(f"model.preset: unknown preset {self.preset!r}; choose one of {sorted(MODEL_PRESETS)}")
+        if self.img_size % self.patch_size:
+            raise ConfigError(f"model.img_size={self.img_size} is not divisible by model.patch_size={self.patch_size}")
+        if self.num_frames % self.tubelet_size:
+            raise ConfigError(
+                f"model.num_frames={self.num_frames} is not divisible by model.tubelet_size={self.tubelet_size}"
+            )
+        for name, dim, heads in (("", self.embed_dim, self.num_heads), ("decoder_", self.decoder_dim,
+                                                                         self.decoder_num_heads)):
+            if dim % heads:
+                raise ConfigError(f"model.{name}dim={dim} is not divisible by model.{name}num_heads={heads}")
+        _check_range("model.drop_path", self.drop_path, 0.0, 1.0)
+
+
+@dataclass
+class MaskConfig:
+    """Masking (True = masked). Paper section 4.3 and F.3: trajectory then tube masking, total ratio m = 0.8."""
+
+    kind: str = "trajectory"  # trajectory | tube | random
+    ratio: float = 0.8
+    # Fraction of a tubelet's pixels an object must cover (in any frame of the tubelet) to count as an object token.
+    coverage_threshold: float = 0.1
+    # paper: object tokens masked at ratio m, tube masking fills the rest (section 4.3).
+    # official: the released code's rule (all object tokens masked, a fraction unmasked, then rebalanced).
+    variant: str = "paper"
+
+    def validate(self) -> None:
+        _check_choice("mask.kind", self.kind, ("trajectory", "tube", "random"))
+        _check_choice("mask.variant", self.variant, ("paper", "official"))
+        _check_range("mask.ratio", self.ratio, 0.0, 1.0, inclusive_high=False)
+        _check_range("mask.coverage_threshold", self.coverage_threshold, 0.0, 1.0)
+
+
+@dataclass
+class MotionConfig:
+    """Synthetic object motion (paper section 3.3 and 4.1). Pixel sizes are at 224 px and scale with resolution."""
+
+    enabled: bool = True
+    bank: str = "default"  # "default" (embedded OpenMoji bank, pretraining split) or a path to a bank file
+    num_objects: int = 2  # Table 4f: 2 is best
+    size_min: float = 32.0  # object size P x Q uniform in [32, 128] px (section 4.1)
+    size_max: float = 128.0
+    rotation_min: float = -90.0  # degrees (section 4.1)
+    rotation_max: float = 90.0
+    scale_min: float = 0.5  # (section 4.1)
+    scale_max: float = 1.5
+    trajectory: str = "paper"  # paper (M points, Gaussian kappa, downsample) | official (released code)
+    num_points: int = 256  # M >> T
+    kappa: float = 16.0  # Gaussian smoothing factor, in points of the M-point path
+    device: str = "auto"  # where compositing runs: auto (the training device) | cpu | cuda
+
+    def validate(self) -> None:
+        _check_choice("motion.trajectory", self.trajectory, ("paper", "official"))
+        if self.num_objects < 0:
+            raise ConfigError(f"motion.num_objects must be >= 0, got {self.num_objects}")
+        if not 0 < self.size_min <= self.size_max:
+            raise ConfigError(f"motion.size_min/size_max must satisfy 0 < min <= max, got {self.size_min}, "
+                              f"{self.size_max}")
+        if not 0 < self.scale_min <= self.scale_max:
+            raise ConfigError(f"motion.scale_min/scale_max must satisfy 0 < min <= max, got {self.scale_min}, "
+                              f"{self.scale_max}")
+        if self.rotation_min > self.rotation_max:
+            raise ConfigError("motion.rotation_min must be <= motion.rotation_max")
+        if self.num_points < 2 or self.kappa <= 0:
+            raise ConfigError("motion.num_points must be >= 2 and motion.kappa > 0")
+
+
+@dataclass
+class TeacherConfig:
+    """The frozen image encoder whose per-frame patch features are the reconstruction targets (paper 3.2)."""
+
+    kind: str = "embedded"  # embedded (EfficientNet-Lite0, ships in a package) | clip | dino | dinov2 | mae | pixel
+    weights: str = ""  # local weights file or directory (clip / dino / dinov2 / mae)
+    arch: str = ""  # timm architecture name override (dino / dinov2 / mae); empty = the usual ViT-B/16
+    layer: int = -1  # which block's output (-1: the last, after the final norm)
+    projection: bool = False  # CLIP: apply the visual projection (768 -> 512); the paper's code does not
+    input_norm: str = "native"  # native (the teacher's own mean/std) | imagenet (the official SMILE code's inputs)
+    target_norm: str = "official"  # official (per sample+channel over tokens) | layernorm (per token) | none
+    dtype: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | float32 | bfloat16
+
+    def validate(self) -> None:
+        _check_choice("teacher.kind", self.kind, ("embedded", "clip", "dino", "dinov2", "mae", "pixel"))
+        _check_choice("teacher.input_norm", self.input_norm, ("native", "imagenet"))
+        _check_choice("teacher.target_norm", self.target_norm, ("official", "layernorm", "none"))
+        _check_choice("teacher.dtype", self.dtype, ("auto", "float32", "bfloat16"))
+        if self.kind in ("clip", "dino", "dinov2", "mae") and not self.weights:
+            raise ConfigError(
+                f"teacher.weights: teacher.kind={self.kind!r} needs a local weights file (no model hub is reached); "
+                "set teacher.weights=PATH, or use teacher.kind=embedded"
+            )
+
+
+@dataclass
+class DataConfig:
+    """Where clips come from: a video list (Kinetics, SSv2, ...) or the synthetic source (paper Table 7)."""
+
+    source: str = "synthetic"  # synthetic | video
+    train_list: str = ""  # VideoMAE-format list, CSV/TSV/JSONL, or a folder of videos
+    data_root: str = ""  # prefix for relative paths in the list
+    # Background of synthetic clips (Table 7): noise | black | image (still photo) | frame (one frame of a
+    # natural clip repeated; needs train_list) | video (natural clips; needs train_list)
+    background: str = "noise"
+    epoch_size: int = 256  # clips per epoch for the synthetic source
+    sampling_rate: int = 4  # temporal stride: 4 for K400, 2 for SSv2 (F.3)
+    num_samples: int = 1  # multiple sampling: clips (each with its own mask) per decoded video (F.3 uses 2)
+    crop_scales: list[float] = field(default_factory=lambda: [1.0, 0.875, 0.75, 0.66])  # GroupMultiScaleCrop
+    flip: bool = False
+    decoder: str = "pyav"  # pyav | decord
+    num_workers: int = 0
+
+    def validate(self) -> None:
+        _check_choice("data.source", self.source, ("synthetic", "video"))
+        _check_choice("data.background", self.background, ("noise", "black", "image", "frame", "video"))
+        _check_choice("data.decoder", self.decoder, ("pyav", "decord"))
+        if self.source == "video" and not self.train_list:
+            raise ConfigError("data.train_list: data.source=video needs a list of videos (data.train_list=PATH)")
+        if self.sampling_rate < 1 or self.num_samples < 1 or self.epoch_size < 1 or self.num_workers < 0:
+            raise ConfigError("data.sampling_rate, data.num_samples and data.epoch_size must be >= 1; "
+                              "data.num_workers >= 0")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation (paper Table 18, VideoMAE recipe) and the training strategy (paper 3.4)."""
+
+    strategy: str = "progressive"  # single | mixed | progressive
+    epochs: int = 2  # single / mixed: total epochs
+    stage1_epochs: int = 1  # progressive: epochs on augmented clips
+    stage2_epochs: int = 1  # progressive: epochs on original clips
+    batch_size: int = 8  # global effective batch (all ranks, after accumulation)
+    micro_batch_size: int = 0  # per-rank batch per step; 0 = batch_size / world_size (no accumulation)
+    lr: float = 1.5e-4  # base learning rate (Table 18); the optimizer uses lr * batch_size / 256
+    min_lr: float = 1e-6
+    warmup_epochs: float = 0.0  # Table 18: 40
+    weight_decay: float = 0.05  # Table 18
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])  # Table 18
+    clip_grad: float = 0.0  # 0 = off
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
+    compile: bool = False
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    save_every: int = 0  # optimizer steps between checkpoints; 0 = only at the end of each stage
+    keep_last: int = 2
+    log_every: int = 1
+
+    @property
+    def total_epochs(self) -> int:
+        return self.stage1_epochs + self.stage2_epochs if self.strategy == "progressive" else self.epochs
+
+    def validate(self) -> None:
+        _check_choice("train.strategy", self.strategy, ("single", "mixed", "progressive"))
+        _check_choice("train.precision", self.precision, ("auto", "fp32", "bf16", "fp16"))
+        _check_choice("train.device", self.device, ("auto", "cpu", "cuda"))
+        if self.batch_size < 1 or self.micro_batch_size < 0:
+            raise ConfigError("train.batch_size must be >= 1 and train.micro_batch_size >= 0")
+        if self.micro_batch_size and self.batch_size % self.micro_batch_size:
+            raise ConfigError(f"train.batch_size={self.batch_size} is not a multiple of "
+                              f"train.micro_batch_size={self.micro_batch_size}")
+        if len(self.betas) != 2:
+            raise ConfigError(f"train.betas must have two values, got {self.betas}")
+        if self.lr <= 0:
+            raise ConfigError(f"train.lr must be > 0, got {self.lr}")
+        if self.total_epochs < 1:
+            raise ConfigError("train: at least one epoch is needed (train.epochs, or train.stage1_epochs + "
+                              "train.stage2_epochs for progressive)")
+
+
+@dataclass
+class RunConfig:
+    """Where a run writes (one directory: config, metrics, checkpoints, figures) and how it talks."""
+
+    out_dir: str = "runs/pretrain"
+    resume: str = ""  # "" | auto | PATH to a training-state checkpoint
+    quiet: bool = False
+
+
+@dataclass
+class ProbeConfig:
+    """Linear probing (paper Table 16): frozen encoder, cached features, a linear head."""
+
+    train_list: str = ""
+    val_list: str = ""
+    data_root: str = ""
+    epochs: int = 30  # Table 16: K400 30, UCF 100, HMDB 100, SSv2 50, GYM 100, EPIC 100
+    batch_size: int = 128  # Table 16
+    lrs: list[float] = field(default_factory=lambda: [1e-3])  # Table 16 base lr; several are trained together
+    weight_decay: float = 0.05  # Table 16
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # Table 16
+    batchnorm: bool = True  # BatchNorm (no affine) before the head
+    flip: bool = True  # Table 16: no for SSv2, yes otherwise
+    sampling_rate: int = 4
+    knn_k: int = 20
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or not self.lrs:
+            raise ConfigError("probe.epochs and probe.batch_size must be >= 1 and probe.lrs non-empty")
+
+
+@dataclass
+class FinetuneConfig:
+    """Full finetuning with the VideoMAE recipe (paper Table 17)."""
+
+    train_list: str = ""
+    val_list: str = ""
+    data_root: str = ""
+    epochs: int = 100  # Table 17: SSv2 40, K400 100, SEVERE 100
+    batch_size: int = 16  # Table 17: SSv2 32, K400 16, SEVERE 16
+    lr: float = 1e-3  # base learning rate (Table 17); the optimizer uses lr * batch_size / 256
+    weight_decay: float = 0.05  # Table 17
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # Table 17
+    layer_decay: float = 0.75  # Table 17
+    warmup_epochs: float = 5.0  # Table 17
+    drop_path: float = 0.1  # Table 17
+    randaug_n: int = 9  # Table 17: RandAug (9, 0.5)
+    randaug_m: float = 0.5
+    label_smoothing: float = 0.1  # Table 17
+    mixup: float = 0.8  # Table 17
+    cutmix: float = 1.0  # Table 17
+    flip: bool = True  # Table 17: no for SSv2
+    sampling_rate: int = 4
+    test_clips: int = 5  # multi-view testing (VideoMAE: 5 x 3 for K400, 2 x 3 for SSv2)
+    test_crops: int = 3
+    seed: int = 0
+
+    def validate(self) -> None:
+        _check_range("finetune.layer_decay", self.layer_decay, 0.0, 1.0)
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError("finetune.epochs and finetune.batch_size must be >= 1")
+
+
+@dataclass
+class PretrainJob:
+    """Everything `smile pretrain` needs."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+@dataclass
+class ProbeJob:
+    """Everything `smile probe` / `smile knn` need; `model` describes the encoder when the checkpoint does not."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    run: RunConfig = field(default_factory=lambda: RunConfig(out_dir="runs/probe"))
+
+
+@dataclass
+class FinetuneJob:
+    """Everything `smile finetune` needs."""
+
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(drop_path=0.1))
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(precision="auto"))
+    run: RunConfig = field(default_factory=lambda: RunConfig(out_dir="runs/finetune"))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Loading, checking and overriding
+# --------------------------------------------------------------------------------------------------------------
+T = TypeVar("T")
+
+
+def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        hint = difflib.get_close_matches(str(value), choices, n=1)
+        extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise ConfigError(f"{key}: {value!r} is not one of {list(choices)}{extra}")
+
+
+def _check_range(key: str, value: float, low: float, high: float, inclusive_high: bool = True) -> None:
+    ok = low <= value <= high if inclusive_high else low <= value < high
+    if not ok:
+        bracket = "]" if inclusive_high else ")"
+        raise ConfigError(f"{key}={value} is outside [{low}, {high}{bracket}")
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is list:
+        (arg,) = typing.get_args(tp) or (Any,)
+        return f"list[{_type_name(arg)}]"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(key: str, value: Any, tp: Any) -> Any:
+    """Check `value` against the annotated type `tp`, converting only where it is lossless (int -> float)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(key, value, arg)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+    if origin is list:
+        (arg,) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+        return [_coerce(f"{key}[{i}]", v, arg) for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:  # pragma: no cover - every field type is one of the above
+        return value
+    raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+
+
+def _unknown_key(key: str, valid: list[str]) -> ConfigError:
+    leaf = key.rsplit(".", 1)[-1]
+    prefix = key[: -len(leaf)]
+    hint = difflib.get_close_matches(leaf, valid, n=1, cutoff=0.5)
+    suggestion = f"; did you mean {prefix}{hint[0]!r}?".replace("'", "") if hint else ""
+    return ConfigError(f"unknown config key {key!r}{suggestion} (valid keys here: {', '.join(sorted(valid))})")
+
+
+def _merge(obj: Any, data: dict[str, Any], prefix: str = "") -> None:
+    """Apply a nested dict onto dataclass `obj` in place, checking keys and types."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(type(obj))
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if key not in fields:
+            raise _unknown_key(full, list(fields))
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            _merge(current, value, f"{full}.")
+        else:
+            setattr(obj, key, _coerce(full, value, hints[key]))
+
+
+def _parse_value(text: str) -> Any:
+    """Parse an override's value as YAML (so 3 -> int, 1e-3 -> float, [1,2] -> list, abc -> str)."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    # YAML reads "1e-3" as a string (no dot); accept it as a float.
+    if isinstance(value, str):
+        try:
+            return float(value) if any(c in value for c in "eE.") and value.strip() not in ("", ".") else value
+        except ValueError:
+            return value
+    return value
+
+
+def _overrides_to_dict(overrides: list[str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form section.key=value")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"override {item!r} has an empty key")
+        node = tree
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r} conflicts with another override of {part!r}")
+        node[parts[-1]] = _parse_value(text)
+    return tree
+
+
+def _read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping at the top level")
+    return data
+
+
+def _deep_update(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _deep_update(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
+def apply_overrides(cfg: T, data: dict[str, Any]) -> T:
+    """Apply a nested dict of values to a config, expanding `model.preset` first, and validate every section."""
+    data = json.loads(json.dumps(data))  # a private deep copy
+    preset = (data.get("model") or {}).get("preset") if isinstance(data.get("model"), dict) else None
+    if hasattr(cfg, "model") and preset is not None:
+        if preset not in MODEL_PRESETS:
+            raise _unknown_key(f"model.preset={preset}", list(MODEL_PRESETS)) from None
+        _merge(cfg.model, dict(MODEL_PRESETS[preset]), "model.")
+    _merge(cfg, data)
+    for f in dataclasses.fields(cfg):
+        section = getattr(cfg, f.name)
+        if hasattr(section, "validate"):
+            section.validate()
+    return cfg
+
+
+def load_config(job: type[T], files: list[str] | tuple[str, ...] = (),
+                overrides: list[str] | tuple[str, ...] = ()) -> T:
+    """Resolve a job config from YAML files and ``section.key=value`` overrides (later wins)."""
+    data: dict[str, Any] = {}
+    for path in files:
+        _deep_update(data, _read_yaml(path))
+    _deep_update(data, _overrides_to_dict(list(overrides)))
+    return apply_overrides(job(), data)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    """Write the resolved config as YAML (atomically)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    tmp.replace(path)

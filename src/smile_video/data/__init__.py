@@ -1,0 +1,1 @@
+"""Video data: annotation lists, decoding, clip sampling, transforms, synthetic sources."""

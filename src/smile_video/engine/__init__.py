@@ -1,0 +1,1 @@
+"""Training engine: optimisation, schedules, the pretraining loop, checkpoints, distributed."""

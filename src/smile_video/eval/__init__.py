@@ -1,0 +1,1 @@
+"""Evaluation: features, linear probe, kNN, finetuning, frame similarity, the embedded benchmark."""

@@ -1,0 +1,1 @@
+"""The student: VideoMAE-compatible ViT encoder and decoder, classifier, checkpoint converters."""

@@ -182,9 +182,18 @@ class TeacherConfig:
     input_norm: str = "native"  # native (the teacher's own mean/std) | imagenet (the official SMILE code's inputs)
     target_norm: str = "official"  # official (per sample+channel over tokens) | layernorm (per token) | none
     dtype: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | float32 | bfloat16
+    # Grid matching: grid (resize frames so the teacher's patch grid equals the student's h' x w', position
+    # embeddings interpolated) | native (frames resized to the teacher's own input size, features pooled to h' x w')
+    resize: str = "grid"
+    clip_act: str = "auto"  # CLIP MLP activation: auto (from the file's format) | quick_gelu (OpenAI) | gelu
+    frame_chunk: int = 0  # frames per teacher forward (bounds memory); 0 = all first-of-tubelet frames at once
 
     def validate(self) -> None:
         _check_choice("teacher.kind", self.kind, ("embedded", "clip", "dino", "dinov2", "mae", "pixel"))
+        _check_choice("teacher.resize", self.resize, ("grid", "native"))
+        _check_choice("teacher.clip_act", self.clip_act, ("auto", "quick_gelu", "gelu"))
+        if self.frame_chunk < 0:
+            raise ConfigError(f"teacher.frame_chunk must be >= 0, got {self.frame_chunk}")
         _check_choice("teacher.input_norm", self.input_norm, ("native", "imagenet"))
         _check_choice("teacher.target_norm", self.target_norm, ("official", "layernorm", "none"))
         _check_choice("teacher.dtype", self.dtype, ("auto", "float32", "bfloat16"))
@@ -237,6 +246,7 @@ class TrainConfig:
     lr: float = 1.5e-4  # base learning rate (Table 18); the optimizer uses lr * batch_size / 256
     min_lr: float = 1e-6
     warmup_epochs: float = 0.0  # Table 18: 40
+    restart_schedule: bool = False  # progressive: restart warmup + cosine at stage 2 (as two chained runs would)
     weight_decay: float = 0.05  # Table 18
     betas: list[float] = field(default_factory=lambda: [0.9, 0.95])  # Table 18
     clip_grad: float = 0.0  # 0 = off

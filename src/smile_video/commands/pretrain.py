@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..config import PretrainJob
 from ._config import add_config_arguments, resolve
@@ -22,7 +23,11 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         extra.append(f"run.out_dir={args.out}")
     cfg = resolve(PretrainJob, args, extra)  # every config error surfaces here, before any work
-    from ..engine.pretrain import pretrain
+    from ..engine.pretrain import TrainingError, pretrain
 
-    pretrain(cfg)
+    try:
+        pretrain(cfg)
+    except TrainingError as e:
+        print(f"smile pretrain: {e}", file=sys.stderr)
+        return 1
     return 0

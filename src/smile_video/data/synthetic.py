@@ -1,0 +1,56 @@
+"""Synthetic clip sources for learning without natural video (paper section 5, Table 7).
+
+A source yields *backgrounds*; synthetic object motion is pasted later, batched on the training device. Item `i` of
+epoch `e` is a pure function of (seed, e, i): any worker, rank or resumed run reads the same clip.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from ..motion.backgrounds import make_background
+
+
+def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    """A CPU generator that depends only on (seed, epoch, index)."""
+    key = (seed * 1_000_003 + epoch) * 10_000_019 + index
+    return torch.Generator().manual_seed(key % (2**63))
+
+
+class BackgroundClips(Dataset):
+    """`length` clips of a background kind: noise | black | image, or frame | video over a natural clip dataset.
+
+    Items follow the video datasets' contract: {"video": uint8 (3, T, H, W), "label": -1, "index": i, "skipped": [...]}.
+    """
+
+    def __init__(self, kind: str, length: int, num_frames: int, size: int, seed: int = 0,
+                 videos: Dataset | None = None) -> None:
+        if kind in ("frame", "video") and videos is None:
+            raise ValueError(f"data.background={kind!r} needs natural clips: set data.train_list")
+        self.kind, self.length, self.num_frames, self.size, self.seed = kind, length, num_frames, size, seed
+        self.videos = videos
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if self.videos is not None and hasattr(self.videos, "set_epoch"):
+            self.videos.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return self.length if self.videos is None else len(self.videos)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        g = item_generator(self.seed, self.epoch, index)
+        skipped: list[str] = []
+        natural = None
+        if self.videos is not None:
+            item = self.videos[index]
+            natural, skipped = item["video"], list(item.get("skipped", []))
+            if natural.dim() == 5:  # several samples from one decode: keep the first
+                natural = natural[0]
+            natural = natural.unsqueeze(0)
+        clip = make_background(self.kind, 1, self.num_frames, self.size, self.size, g, video=natural)[0]
+        return {"video": clip, "label": -1, "index": index, "skipped": skipped}

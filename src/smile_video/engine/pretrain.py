@@ -1,0 +1,321 @@
+"""The pretraining loop: motion infusion, masking, teacher targets, student prediction, in one command.
+
+Strategies (paper section 3.4): ``single`` (augmented clips only), ``mixed`` (original and augmented clips in every
+micro-batch, half each), ``progressive`` (stage 1 augmented, stage 2 original). Runs alone or under torchrun (DDP).
+
+Determinism: the items of a micro-batch slot and every random draw made for it (motion, masks, drop path) depend only
+on (seed, step, slot) — see `engine.sampler` — so a resumed run and an N-process run reproduce a 1-process,
+uninterrupted run (bitwise on CPU for resume; up to reduction order for DDP).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ..checkpoint import save_model
+from ..config import PretrainJob
+from ..data.normalize import normalize
+from ..masking import make_mask
+from ..models import PretrainModel
+from ..runlog import RunDir
+from ..teachers import build_teacher, normalize_targets
+from .checkpoints import find_resume, load_training_state, save_checkpoint
+from .distributed import DistInfo, all_reduce_mean, all_reduce_sum_int, cleanup, init_distributed
+from .optim import build_adamw, cosine_lr, set_lr
+from .plan import Plan, make_plan
+from .report import plot_loss_curve
+from .sampler import StepBatchSampler
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. a non-finite loss); the last good checkpoint is intact."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("train.device=cuda but no CUDA device is available")
+    return torch.device(name)
+
+
+def slot_seed(seed: int, step: int, slot: int) -> int:
+    """The seed of every random draw of micro-batch slot `slot` at optimizer step `step`."""
+    return ((seed * 1_000_003 + step) * 10_007 + slot) % (2**63)
+
+
+def build_dataset(cfg: PretrainJob) -> Dataset:
+    """The clip source: natural videos, or synthetic backgrounds (over natural clips for frame / video)."""
+    m, d = cfg.model, cfg.data
+    videos = None
+    if d.train_list:
+        from ..data.dataset import VideoClipDataset
+        from ..data.lists import read_video_list
+
+        entries = read_video_list(d.train_list, data_root=d.data_root)
+        videos = VideoClipDataset(entries, num_frames=m.num_frames, sampling_rate=d.sampling_rate,
+                                  size=m.img_size, train=True, num_samples=d.num_samples,
+                                  crop_scales=tuple(d.crop_scales), flip=d.flip, seed=cfg.train.seed,
+                                  decoder=d.decoder)
+    if d.source == "video":
+        return videos
+    from ..data.synthetic import BackgroundClips
+
+    if d.num_samples != 1:
+        raise ValueError("data.num_samples > 1 applies to natural videos only (data.source=video)")
+    return BackgroundClips(d.background, d.epoch_size, m.num_frames, m.img_size, seed=cfg.train.seed,
+                           videos=videos if d.background in ("frame", "video") else None)
+
+
+def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    from ..data.dataset import collate
+
+    return collate(items)
+
+
+@dataclass
+class Meter:
+    """Running sums between two log lines."""
+
+    loss: float = 0.0
+    steps: int = 0
+    clips: int = 0
+    wait: float = 0.0
+    start: float = field(default_factory=time.perf_counter)
+
+    def reset(self) -> None:
+        self.loss, self.steps, self.clips, self.wait, self.start = 0.0, 0, 0, 0.0, time.perf_counter()
+
+
+class Pretrainer:
+    """Holds the run's objects; `run()` executes the plan from the resume point to the end."""
+
+    def __init__(self, cfg: PretrainJob) -> None:
+        self.cfg = cfg
+        device = resolve_device(cfg.train.device)
+        self.info: DistInfo = init_distributed(device.type)
+        if device.type == "cuda" and self.info.enabled:
+            device = torch.device("cuda", self.info.local_rank)
+        self.device = device
+        self.run_dir = RunDir(cfg.run.out_dir, quiet=cfg.run.quiet, is_main=self.info.is_main)
+        self.run_dir.save_config(cfg)
+        precision = cfg.train.precision
+        if precision == "auto":
+            precision = "bf16" if device.type == "cuda" else "fp32"
+        self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+        self.dataset = build_dataset(cfg)
+        self.plan: Plan = make_plan(cfg.train, cfg.data, len(self.dataset), self.info.world_size)
+        self.teacher = build_teacher(cfg.teacher, cfg.model).to(device)
+        self.model = PretrainModel(cfg.model, target_dim=self.teacher.dim).to(device)
+        self.optimizer = build_adamw(self.model, self.plan.peak_lr, cfg.train.weight_decay,
+                                     tuple(cfg.train.betas))
+        self.bank = None
+        needs_motion = cfg.motion.enabled and cfg.motion.num_objects > 0 and any(
+            s.mode != "original" for s in self.plan.stages)
+        if needs_motion:
+            from ..objects import ObjectBank, default_bank
+
+            self.bank = default_bank("pretrain") if cfg.motion.bank == "default" else ObjectBank.load(cfg.motion.bank)
+        self.step = 0
+        self.last_lr = 0.0
+        self.saved_step = -1
+        self.skipped_total = 0
+        self._resume()
+        net: nn.Module = self.model
+        if cfg.train.compile:
+            net = torch.compile(net)
+        if self.info.enabled:
+            net = nn.parallel.DistributedDataParallel(
+                net, device_ids=[self.info.local_rank] if device.type == "cuda" else None)
+        self.net = net
+        self.tb = self._tensorboard()
+
+    # ---------------------------------------------------------------------------------------------------------- I/O
+    def _resume(self) -> None:
+        path = find_resume(self.run_dir.path, self.cfg.run.resume)
+        if path is None:
+            if self.cfg.run.resume:
+                self.run_dir.echo("resume: no checkpoint found, starting from scratch")
+            return
+        state = load_training_state(path)
+        self.model.load_state_dict(load_file(str(path / "model.safetensors"), device=str(self.device)))
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        self.skipped_total = int(state.get("skipped_total", 0))
+        self.run_dir.echo(f"resumed from {path} at step {self.step}")
+        self.run_dir.log({"event": "resume", "step": self.step, "from": str(path)})
+
+    def _tensorboard(self):
+        if not self.info.is_main:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is an optional extra
+            return None
+        return SummaryWriter(str(self.run_dir.file("tensorboard")))
+
+    def save(self, stage_name: str) -> None:
+        if not self.info.is_main or self.saved_step == self.step:
+            return
+        self.saved_step = self.step
+        state = {"step": self.step, "stage": stage_name, "optimizer": self.optimizer.state_dict(),
+                 "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+                 "skipped_total": self.skipped_total}
+        meta = {"kind": "pretrain", "target_dim": self.teacher.dim, "teacher": self.cfg.teacher.kind,
+                "step": self.step, "stage": stage_name}
+        save_checkpoint(self.run_dir.path, self.step, self.model, self.cfg.model, meta, state,
+                        self.cfg.train.keep_last)
+
+    # --------------------------------------------------------------------------------------------------------- step
+    def micro_step(self, video: torch.Tensor, mode: str, seed: int) -> torch.Tensor:
+        """Forward and backward of one micro-batch; returns the (detached) loss."""
+        cfg = self.cfg
+        torch.manual_seed(seed)  # drop path and any other global draw of this slot
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        b = video.shape[0]
+        alpha = None
+        if mode != "original" and self.bank is not None:
+            from ..motion import infuse_motion
+
+            if mode == "mixed":  # first half original, second half augmented
+                half = b // 2
+                aug, a = infuse_motion(video[half:], self.bank, cfg.motion, gen)
+                video = torch.cat([video[:half], aug])
+                alpha = torch.cat([a.new_zeros((half, *a.shape[1:])), a])
+            else:
+                video, alpha = infuse_motion(video, self.bank, cfg.motion, gen)
+        m = cfg.model
+        mask = make_mask(cfg.mask, b, m.grid, m.tubelet_size, m.patch_size, gen, alpha=alpha, device=self.device)
+        targets = normalize_targets(self.teacher(video), cfg.teacher.target_norm)  # (b, N, D)
+        targets = targets[mask].reshape(b, -1, targets.shape[-1])  # (b, N_masked, D)
+        x = normalize(video)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            pred = self.net(x, mask)  # (b, N_masked, D)
+        loss = F.mse_loss(pred.float(), targets.float())
+        self.scaler.scale(loss / self.plan.accum_steps).backward()
+        return loss.detach()
+
+    def optimizer_step(self, batches: list[dict[str, Any]], mode: str) -> float:
+        plan, info = self.plan, self.info
+        pos, length, warmup = plan.schedule_position(self.step)
+        lr = cosine_lr(pos, length, warmup, plan.peak_lr, self.cfg.train.min_lr)
+        set_lr(self.optimizer, lr)
+        losses = []
+        for a, batch in enumerate(batches):
+            slot = info.rank * plan.accum_steps + a
+            video = batch["video"].to(self.device, non_blocking=True)
+            last = a == len(batches) - 1
+            sync = contextlib.nullcontext() if last or not info.enabled else self.net.no_sync()
+            with sync:
+                losses.append(self.micro_step(video, mode, slot_seed(self.cfg.train.seed, self.step, slot)))
+        loss = all_reduce_mean(torch.stack(losses).mean().float().cpu(), info).item()
+        if not torch.isfinite(torch.tensor(loss)):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise TrainingError(f"non-finite loss ({loss}) at step {self.step}: stopping; the last good checkpoint "
+                                f"in {self.run_dir.path / 'checkpoints'} is intact (lower train.lr, enable "
+                                "train.clip_grad, or use train.precision=fp32)")
+        if self.cfg.train.clip_grad > 0:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.clip_grad)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        self.last_lr = lr
+        return loss
+
+    # ---------------------------------------------------------------------------------------------------------- run
+    def loader(self, pass_index: int, start_step: int) -> DataLoader:
+        plan = self.plan
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(pass_index)
+        sampler = StepBatchSampler(len(self.dataset), plan.items_per_slot, plan.world_size, self.info.rank,
+                                   plan.accum_steps, self.cfg.train.seed, pass_index, start_step)
+        workers = self.cfg.data.num_workers
+        return DataLoader(self.dataset, batch_sampler=sampler, num_workers=workers, collate_fn=_collate,
+                          pin_memory=self.device.type == "cuda", persistent_workers=False,
+                          prefetch_factor=4 if workers else None)
+
+    def run(self) -> Path:
+        plan, cfg, rd = self.plan, self.cfg, self.run_dir
+        rd.echo(f"pretraining: {plan.total_steps} steps ({plan.steps_per_pass} per pass, stages "
+                f"{[(s.name, s.passes) for s in plan.stages]}), batch {cfg.train.batch_size} = "
+                f"{plan.micro_batch} x {plan.world_size} ranks x {plan.accum_steps} accumulation, "
+                f"peak lr {plan.peak_lr:.3g}, device {self.device}")
+        meter = Meter()
+        bar = rd.progress(total=plan.total_steps, initial=self.step, desc="pretrain")
+        self.net.train()
+        for pass_index in range(plan.total_passes):
+            first, end = pass_index * plan.steps_per_pass, (pass_index + 1) * plan.steps_per_pass
+            stage_index, stage = plan.stage_of_pass(pass_index)
+            if self.step >= end:
+                continue
+            if self.step == plan.stage_start_step(stage_index):
+                rd.echo(f"stage {stage.name} ({stage.mode} clips) starts at step {self.step}")
+                rd.log({"event": "stage_start", "stage": stage.name, "mode": stage.mode, "step": self.step})
+            it = iter(self.loader(pass_index, self.step - first))
+            while self.step < end:
+                t0 = time.perf_counter()
+                batches = [next(it) for _ in range(plan.accum_steps)]
+                meter.wait += time.perf_counter() - t0
+                skipped = sum(len(b.get("skipped", [])) for b in batches)
+                self.skipped_total += all_reduce_sum_int(skipped, self.info)
+                loss = self.optimizer_step(batches, stage.mode)
+                meter.loss += loss
+                meter.steps += 1
+                meter.clips += cfg.train.batch_size
+                bar.update(1)
+                if self.step % cfg.train.log_every == 0 or self.step == end:
+                    self.log(meter, stage.name, bar)
+                if cfg.train.save_every and self.step % cfg.train.save_every == 0:
+                    self.save(stage.name)
+            if self.step == plan.stage_start_step(stage_index) + stage.passes * plan.steps_per_pass:
+                self.save(stage.name)
+                rd.log({"event": "stage_end", "stage": stage.name, "step": self.step})
+        bar.close()
+        if self.info.is_main:
+            save_model(self.model, cfg.model, rd.file("model"),
+                       meta={"kind": "pretrain", "target_dim": self.teacher.dim, "step": self.step})
+            plot_loss_curve(rd.file("metrics.jsonl"), rd.file("loss_curve.png"))
+        if self.tb is not None:
+            self.tb.close()
+        rd.echo(f"done: {self.step} steps; model in {rd.file('model')}")
+        return rd.path
+
+    def log(self, meter: Meter, stage: str, bar) -> None:
+        elapsed = max(1e-9, time.perf_counter() - meter.start)
+        ns = self.cfg.data.num_samples
+        record = {"step": self.step, "epoch": round(self.step / self.plan.steps_per_pass * ns, 4), "stage": stage,
+                  "loss": meter.loss / max(1, meter.steps), "lr": self.last_lr,
+                  "clips_per_s": meter.clips / elapsed, "data_wait": meter.wait / elapsed,
+                  "skipped": self.skipped_total}
+        self.run_dir.log(record)
+        bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}",
+                        clips_s=f"{record['clips_per_s']:.1f}", wait=f"{record['data_wait']:.0%}")
+        if self.tb is not None:
+            for key in ("loss", "lr", "clips_per_s", "data_wait"):
+                self.tb.add_scalar(f"pretrain/{key}", record[key], self.step)
+        meter.reset()
+
+
+def pretrain(cfg: PretrainJob) -> Path:
+    """Run (or resume) a whole pretraining recipe; returns the run directory."""
+    trainer = Pretrainer(cfg)
+    try:
+        return trainer.run()
+    finally:
+        cleanup(trainer.info)

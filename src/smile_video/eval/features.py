@@ -1,0 +1,193 @@
+"""Frozen-encoder features, extracted once and cached to a file keyed by everything that determines them.
+
+A clip's feature is the mean of the encoder's output tokens (after its final norm). With `flip_view=True` the
+horizontally flipped clip is encoded too, so the linear probe can draw a flip augmentation per epoch from the cache
+(Table 16's "flip augmentation"). Items that share a list index (multi-view testing: clips x crops) are averaged.
+While extracting, the per-clip frame similarity map (Fig. 4) is accumulated at no extra cost.
+
+The cache key hashes: the checkpoint file's contents (or "random init" + seed), the model config, the list file's
+contents, the data root, and the sampling settings. A cache file whose stored key differs is recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save
+from torch import Tensor, nn
+
+from ..config import ModelConfig
+from ..data.normalize import normalize
+from ..runlog import atomic_write_bytes
+from .similarity import frame_similarity
+
+__all__ = ["FeatureSet", "extract_features", "file_digest", "cache_key", "load_or_extract", "load_frozen_encoder",
+           "list_features"]
+
+CACHE_VERSION = 1
+
+
+@dataclass
+class FeatureSet:
+    """Cached features of one list of videos."""
+
+    feats: Tensor  # (N, V, D) float32; V = 2 (original, flipped) with flip_view, else 1
+    labels: Tensor  # (N,) int64
+    indices: Tensor  # (N,) int64, the entry index in the list
+    similarity: Tensor  # (T', T') frame-feature similarity averaged over clips
+    skipped: int = 0  # items the data pipeline could not decode
+
+
+def file_digest(path: str | Path, chunk: int = 1 << 22) -> str:
+    """sha256 of a file's contents."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cache_key(**parts: Any) -> str:
+    """A stable hash of JSON-able parts (checkpoint digest, list digest, model config, sampling settings...)."""
+    text = json.dumps({"version": CACHE_VERSION, **parts}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def load_frozen_encoder(checkpoint: str | None, cfg: ModelConfig, seed: int = 0) -> tuple[nn.Module, ModelConfig,
+                                                                                           str]:
+    """The encoder to evaluate, frozen (requires_grad False, eval mode), its config and an identity string for cache
+    keys: a checkpoint (any format `smile_video.checkpoint.load_encoder` reads) or, with checkpoint=None, a random
+    initialisation drawn under `seed` (the global RNG is restored afterwards)."""
+    if checkpoint:
+        from ..checkpoint import load_encoder
+
+        if not Path(checkpoint).exists():
+            raise FileNotFoundError(f"checkpoint {checkpoint!r} does not exist")
+        encoder, cfg = load_encoder(checkpoint, cfg)
+        identity = f"checkpoint:{file_digest(checkpoint)}"
+    else:
+        from ..models import VideoViTEncoder
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            encoder = VideoViTEncoder(cfg)
+        identity = f"random-init:{seed}"
+    encoder.requires_grad_(False)
+    encoder.eval()
+    return encoder, cfg, identity
+
+
+def _encode(encoder: nn.Module, video: Tensor, grid: tuple[int, int, int], dtype: torch.dtype | None
+            ) -> tuple[Tensor, Tensor]:
+    """Raw clips (B, 3, T, H, W) -> pooled features (B, D) float32 and frame similarity (B, T', T')."""
+    x = normalize(video)
+    with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
+        tokens = encoder(x)  # (B, N, D)
+    tokens = tokens.float()
+    return tokens.mean(dim=1), frame_similarity(tokens, grid)
+
+
+@torch.inference_mode()
+def extract_features(encoder: nn.Module, batches: Iterable[dict[str, Any]], grid: tuple[int, int, int],
+                     device: str | torch.device = "cpu", flip_view: bool = False,
+                     dtype: torch.dtype | None = None) -> FeatureSet:
+    """Encode every batch and average the items of each list index.
+
+    batches: dicts with "video" uint8 (B, 3, T, H, W) (or (B, V, 3, T, H, W) for V test views), "label" (B,),
+    "index" (B,) and optionally "skipped" (B,) bool (those items are left out). `grid` is the encoder's token grid
+    (ModelConfig.grid). `dtype`: autocast dtype (e.g. torch.bfloat16 on CUDA) or None for full precision.
+    """
+    device = torch.device(device)
+    sums: dict[int, Tensor] = {}
+    counts: dict[int, int] = {}
+    labels: dict[int, int] = {}
+    sim_sum: Tensor | None = None
+    clips = 0
+    skipped = 0
+    for batch in batches:
+        video = batch["video"].to(device)
+        label = torch.as_tensor(batch["label"]).long().view(-1)
+        index = torch.as_tensor(batch["index"]).long().view(-1)
+        keep = ~torch.as_tensor(batch.get("skipped", torch.zeros(len(index), dtype=torch.bool))).bool().view(-1)
+        skipped += int((~keep).sum())
+        if video.dim() == 6:  # (B, V, 3, T, H, W): views of the same entry
+            v = video.shape[1]
+            video = video.flatten(0, 1)
+            label, index, keep = (t.repeat_interleave(v) for t in (label, index, keep))
+        if not keep.any():
+            continue
+        video, label, index = video[keep.to(device)], label[keep], index[keep]
+        f, sim = _encode(encoder, video, grid, dtype)  # (B, D), (B, T', T')
+        views = [f]
+        if flip_view:
+            views.append(_encode(encoder, video.flip(-1), grid, dtype)[0])
+        feats = torch.stack(views, dim=1).cpu()  # (B, V, D)
+        sim_sum = sim.sum(0).cpu() if sim_sum is None else sim_sum + sim.sum(0).cpu()
+        clips += sim.shape[0]
+        for j, i in enumerate(index.tolist()):
+            sums[i] = sums[i] + feats[j] if i in sums else feats[j].clone()
+            counts[i] = counts.get(i, 0) + 1
+            labels[i] = int(label[j])
+    if not sums:
+        raise ValueError("feature extraction produced no features: every item was skipped or the data is empty")
+    order = sorted(sums)
+    feats = torch.stack([sums[i] / counts[i] for i in order])  # (N, V, D)
+    assert sim_sum is not None
+    return FeatureSet(feats=feats, labels=torch.tensor([labels[i] for i in order]), indices=torch.tensor(order),
+                      similarity=sim_sum / clips, skipped=skipped)
+
+
+def load_or_extract(path: str | Path, key: str, make: Callable[[], FeatureSet]) -> tuple[FeatureSet, bool]:
+    """The cached FeatureSet at `path` when its stored key equals `key`; otherwise `make()`, saved to `path`.
+    Returns (features, reused)."""
+    path = Path(path)
+    if path.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        if meta.get("key") == key:
+            t = load_file(str(path))
+            return FeatureSet(feats=t["feats"], labels=t["labels"], indices=t["indices"],
+                              similarity=t["similarity"], skipped=int(meta.get("skipped", 0))), True
+    fs = make()
+    tensors = {"feats": fs.feats.contiguous(), "labels": fs.labels.contiguous(), "indices": fs.indices.contiguous(),
+               "similarity": fs.similarity.contiguous()}
+    atomic_write_bytes(path, save(tensors, metadata={"key": key, "skipped": str(fs.skipped)}))
+    return fs, False
+
+
+def list_features(encoder: nn.Module, identity: str, cfg: ModelConfig, list_path: str, data_root: str,
+                  sampling_rate: int, cache_dir: str | Path, split: str, flip_view: bool = False,
+                  test_views: tuple[int, int] = (1, 1), batch_size: int = 8, num_workers: int = 0,
+                  device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+                  progress: Callable[[Iterable[Any], int], Iterable[Any]] | None = None
+                  ) -> tuple[FeatureSet, bool]:
+    """Features of every video of a list file (centre crops / test views, no random augmentation), cached in
+    `cache_dir/<split>-<key>.safetensors`. Returns (features, reused_from_cache)."""
+    if not list_path:
+        raise ValueError(f"the {split} list is not set (probe.{split}_list=PATH)")
+    if not Path(list_path).exists():
+        raise FileNotFoundError(f"{split} list {list_path!r} does not exist")
+    key = cache_key(encoder=identity, model=asdict(cfg), list=file_digest(list_path), data_root=data_root,
+                    sampling_rate=sampling_rate, flip_view=flip_view, test_views=list(test_views))
+
+    def make() -> FeatureSet:
+        from torch.utils.data import DataLoader
+
+        from ..data import VideoClipDataset, collate, read_video_list
+
+        entries = read_video_list(list_path, data_root=data_root)
+        ds = VideoClipDataset(entries, num_frames=cfg.num_frames, sampling_rate=sampling_rate, size=cfg.img_size,
+                              train=False, test_views=test_views)
+        loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate)
+        batches: Iterable[Any] = loader if progress is None else progress(loader, len(loader))
+        return extract_features(encoder.to(device), batches, cfg.grid, device, flip_view, dtype)
+
+    return load_or_extract(Path(cache_dir) / f"{split}-{key[:16]}.safetensors", key, make)

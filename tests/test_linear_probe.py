@@ -1,0 +1,117 @@
+"""Linear probe on cached features, and the feature cache."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from smile_video.config import ProbeConfig
+from smile_video.eval.features import FeatureSet, cache_key, extract_features, load_or_extract
+from smile_video.eval.linear_probe import classification_metrics, train_linear_probe
+
+
+def _blobs(n: int, k: int, d: int, seed: int, spread: float = 4.0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(k, d, generator=torch.Generator().manual_seed(123)) * spread  # shared by train and val
+    labels = torch.randint(k, (n,), generator=g)
+    return centres[labels] + torch.randn(n, d, generator=g), labels
+
+
+def _cfg(**kw) -> ProbeConfig:
+    base = dict(epochs=20, batch_size=64, lrs=[1e-3, 1e-1], weight_decay=0.05, batchnorm=True)
+    return dataclasses.replace(ProbeConfig(), **{**base, **kw})
+
+
+def test_separable_features_reach_high_accuracy():
+    xt, yt = _blobs(400, 5, 16, seed=0)
+    xv, yv = _blobs(200, 5, 16, seed=1)
+    res = train_linear_probe(xt, yt, xv, yv, _cfg(), torch.Generator().manual_seed(0))
+    assert res.best["top1"] >= 97.0
+    assert res.best["top5"] == 100.0
+    low, high = res.history[-1]["train_loss"]
+    assert high < low < res.history[0]["train_loss"][0] + 1e-6  # both learn; the larger lr fits faster
+    assert len(res.metrics) == 2 and len(res.history) == 20
+
+
+def test_random_labels_give_chance_accuracy():
+    g = torch.Generator().manual_seed(0)
+    xt, xv = torch.randn(400, 16, generator=g), torch.randn(1000, 16, generator=g)
+    yt, yv = torch.randint(4, (400,), generator=g), torch.randint(4, (1000,), generator=g)
+    res = train_linear_probe(xt, yt, xv, yv, _cfg(), torch.Generator().manual_seed(0))
+    for m in res.metrics:
+        assert 18.0 <= m["top1"] <= 32.0  # chance is 25%
+
+
+def test_lrs_trained_together_equal_each_trained_alone():
+    xt, yt = _blobs(150, 3, 8, seed=0, spread=1.0)
+    xv, yv = _blobs(60, 3, 8, seed=1, spread=1.0)
+    lrs = [1e-3, 3e-2, 3e-1]
+    xt2 = torch.stack([xt, xt.flip(-1)], dim=1)  # (N, 2, D): two views, one drawn per sample and epoch
+    together = train_linear_probe(xt2, yt, xv, yv, _cfg(lrs=lrs, epochs=5), torch.Generator().manual_seed(7))
+    for i, lr in enumerate(lrs):
+        alone = train_linear_probe(xt2, yt, xv, yv, _cfg(lrs=[lr], epochs=5), torch.Generator().manual_seed(7))
+        torch.testing.assert_close(alone.weights[0], together.weights[i], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(alone.biases[0], together.biases[i], rtol=1e-5, atol=1e-6)
+        assert alone.metrics[0] == pytest.approx(together.metrics[i])
+    assert not torch.allclose(together.weights[0], together.weights[2])  # different lrs did train differently
+
+
+def test_classification_metrics_on_a_constructed_case():
+    scores = torch.tensor([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.5, 0.4, 0.1], [0.1, 0.2, 0.7]])
+    labels = torch.tensor([0, 1, 1, 1])
+    m = classification_metrics(scores, labels)
+    assert m["top1"] == pytest.approx(50.0)  # rows 0 and 1 right; rows 2, 3 predict 0 and 2
+    assert m["top5"] == pytest.approx(100.0)  # top-min(5, K) covers every class
+    assert m["mean_class"] == pytest.approx(100.0 * (1.0 + 1 / 3) / 2)  # class 0: 1/1, class 1: 1/3
+
+
+class _FakeEncoder(nn.Module):
+    """(B, 3, T, H, W) -> (B, N, C) tokens on a (T/2, H/16, W/16) grid."""
+
+    def __init__(self, dim: int = 8) -> None:
+        super().__init__()
+        self.proj = nn.Conv3d(3, dim, kernel_size=(2, 16, 16), stride=(2, 16, 16))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+def test_extract_features_averages_views_flips_and_skips():
+    torch.manual_seed(0)
+    enc = _FakeEncoder().eval()
+    g = torch.Generator().manual_seed(0)
+    video = torch.randint(0, 256, (3, 2, 3, 4, 32, 32), dtype=torch.uint8, generator=g)  # (B, V, 3, T, H, W)
+    batch = {"video": video, "label": torch.tensor([2, 0, 1]), "index": torch.tensor([5, 3, 9]),
+             "skipped": torch.tensor([False, False, True])}
+    fs = extract_features(enc, [batch], (2, 2, 2), flip_view=True)
+    assert fs.feats.shape == (2, 2, 8) and fs.skipped == 1
+    assert fs.indices.tolist() == [3, 5] and fs.labels.tolist() == [0, 2]
+    from smile_video.data.normalize import normalize
+
+    with torch.no_grad():
+        ref = enc(normalize(video[0])).mean(1).mean(0)  # views of index 5, averaged
+        ref_flip = enc(normalize(video[0].flip(-1))).mean(1).mean(0)
+    torch.testing.assert_close(fs.feats[1, 0], ref)
+    torch.testing.assert_close(fs.feats[1, 1], ref_flip)
+    assert fs.similarity.shape == (2, 2)
+    torch.testing.assert_close(fs.similarity.diagonal(), torch.ones(2))
+
+
+def test_cache_is_reused_only_when_the_key_matches(tmp_path):
+    calls = []
+
+    def make() -> FeatureSet:
+        calls.append(1)
+        return FeatureSet(torch.randn(4, 1, 3), torch.arange(4), torch.arange(4), torch.eye(2), skipped=1)
+
+    path = tmp_path / "train.safetensors"
+    a, reused_a = load_or_extract(path, cache_key(ckpt="x", list="y"), make)
+    b, reused_b = load_or_extract(path, cache_key(ckpt="x", list="y"), make)
+    assert (reused_a, reused_b) == (False, True) and len(calls) == 1
+    torch.testing.assert_close(a.feats, b.feats)
+    assert b.skipped == 1
+    _, reused_c = load_or_extract(path, cache_key(ckpt="x", list="z"), make)
+    assert not reused_c and len(calls) == 2

@@ -1,0 +1,42 @@
+"""The `smile` CLI: every verb has help; config errors exit non-zero with the key named."""
+
+import subprocess
+import sys
+
+import pytest
+
+from smile_video.cli import VERBS, main
+
+
+def test_top_level_help_lists_every_verb(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for verb in VERBS:
+        assert verb.name in out
+
+
+@pytest.mark.parametrize("verb", [v.name for v in VERBS])
+def test_every_verb_has_help(verb, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([verb, "--help"])
+    assert e.value.code == 0
+    assert len(capsys.readouterr().out) > 100
+
+
+def test_misspelt_key_exits_nonzero_naming_key_and_suggestion(capsys):
+    assert main(["pretrain", "model.depht=3"]) != 0
+    err = capsys.readouterr().err
+    assert "model.depht" in err and "model.depth" in err
+
+
+def test_wrong_type_exits_nonzero_naming_key_and_type(capsys):
+    assert main(["pretrain", "train.lr=abc"]) != 0
+    err = capsys.readouterr().err
+    assert "train.lr" in err and "float" in err
+
+
+def test_console_script_entry_point_runs():
+    out = subprocess.run([sys.executable, "-m", "smile_video", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "pretrain" in out.stdout

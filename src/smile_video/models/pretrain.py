@@ -1,0 +1,51 @@
+"""The masked feature-prediction model (paper 3.2): encoder on visible tokens, shallow decoder on all tokens.
+
+State-dict keys equal the official SMILE / VideoMAE pretraining layout: ``encoder.*``, ``encoder_to_decoder.weight``,
+``mask_token``, ``decoder.blocks.*``, ``decoder.norm.*``, ``decoder.head.*`` (positions are fixed, not stored).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..config import ModelConfig
+from .vit import VideoViTDecoder, VideoViTEncoder, check_mask, sinusoid_table, truncated_normal_
+
+__all__ = ["PretrainModel"]
+
+
+class PretrainModel(nn.Module):
+    """Predicts the teacher's target (dimension ``target_dim``) of every masked token."""
+
+    def __init__(self, cfg: ModelConfig, target_dim: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.target_dim = target_dim
+        self.encoder = VideoViTEncoder(cfg, use_mean_pooling=False)
+        self.encoder_to_decoder = nn.Linear(cfg.embed_dim, cfg.decoder_dim, bias=False)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.decoder_dim))
+        self.decoder = VideoViTDecoder(cfg, target_dim)
+        self.register_buffer("decoder_pos_embed", sinusoid_table(cfg.num_tokens, cfg.decoder_dim)[None],
+                             persistent=False)
+        nn.init.xavier_uniform_(self.encoder_to_decoder.weight)
+        truncated_normal_(self.mask_token, std=0.02)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.encoder.grad_checkpointing = enable
+        self.decoder.grad_checkpointing = enable
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        """x: (B, 3, T, H, W) normalised clip; mask: (B, N) bool, True = masked -> (B, N_masked, target_dim).
+
+        Predictions are in ascending token index, aligned with ``targets[mask].view(B, -1, D)``.
+        """
+        B = x.shape[0]
+        num_masked = check_mask(mask, B, self.cfg.num_tokens)
+        visible = self.encoder_to_decoder(self.encoder(x, mask))  # (B, N_vis, Cd)
+        Cd = visible.shape[-1]
+        pos = self.decoder_pos_embed.to(visible.dtype).expand(B, -1, -1)  # (B, N, Cd)
+        pos_vis = pos[~mask].reshape(B, -1, Cd)  # (B, N_vis, Cd)
+        pos_masked = pos[mask].reshape(B, -1, Cd)  # (B, N_masked, Cd), ascending token index
+        full = torch.cat([visible + pos_vis, self.mask_token.to(visible.dtype) + pos_masked], dim=1)  # (B, N, Cd)
+        return self.decoder(full, num_masked)  # (B, N_masked, target_dim)

@@ -1,0 +1,229 @@
+"""VideoMAE-compatible ViT: tubelet embedding, fixed sinusoid positions, pre-norm blocks, encoder and decoder.
+
+Module names mirror the official VideoMAE / SMILE layout so their checkpoints load without renaming:
+``patch_embed.proj``, ``blocks.{i}.{norm1, attn.qkv, attn.q_bias, attn.v_bias, attn.proj, norm2, mlp.fc1, mlp.fc2}``,
+``norm``. The position table is fixed (not a parameter) and is not part of the state dict.
+
+Token order is (t', h', w') row-major (docs/design.md); masks are ``(B, N)`` bool, True = masked.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from ..config import ModelConfig
+
+__all__ = ["sinusoid_table", "drop_path", "Attention", "Mlp", "Block", "PatchEmbed", "VideoViTEncoder",
+           "VideoViTDecoder", "check_mask", "truncated_normal_", "LN_EPS"]
+
+LN_EPS = 1e-6  # every LayerNorm of the VideoMAE ViT
+
+
+def sinusoid_table(num_positions: int, dim: int) -> Tensor:
+    """VideoMAE's fixed 1-D sinusoid table over flattened tokens -> (num_positions, dim) float32.
+
+    angle[p, j] = p / 10000 ** (2 * (j // 2) / dim); even channels take sin, odd channels cos. Computed in float64
+    and rounded once, as the reference (numpy) implementation does.
+    """
+    pos = torch.arange(num_positions, dtype=torch.float64)[:, None]  # (P, 1)
+    j = torch.arange(dim, dtype=torch.float64)[None, :]  # (1, D)
+    angle = pos / torch.pow(10000.0, 2 * torch.div(j, 2, rounding_mode="floor") / dim)  # (P, D)
+    table = torch.empty_like(angle)
+    table[:, 0::2] = torch.sin(angle[:, 0::2])
+    table[:, 1::2] = torch.cos(angle[:, 1::2])
+    return table.float()
+
+
+def drop_path(x: Tensor, p: float, training: bool) -> Tensor:
+    """Stochastic depth: zero whole samples of a residual branch with probability p, rescale the rest.
+
+    Like ``nn.Dropout`` it draws from torch's global generator (seeded by the training engine), so that activation
+    checkpointing, which replays the global RNG state, recomputes the same drop pattern.
+    """
+    if p == 0.0 or not training:
+        return x
+    keep = 1.0 - p
+    shape = (x.shape[0],) + (1,) * (x.dim() - 1)  # (B, 1, 1)
+    return x * torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(keep).div_(keep)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention; ``qkv`` has no bias, q and v have their own biases, k's bias is zero."""
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"attention width {dim} is not divisible by num_heads={num_heads}")
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.q_bias = nn.Parameter(torch.zeros(dim))
+        self.v_bias = nn.Parameter(torch.zeros(dim))
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        B, N, C = x.shape
+        bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])  # (3C,)
+        qkv = F.linear(x, self.qkv.weight, bias)  # (B, N, 3C)
+        qkv = qkv.view(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)  # (3, B, nh, N, hs)
+        y = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])  # (B, nh, N, hs), scale hs ** -0.5
+        return self.proj(y.transpose(1, 2).reshape(B, N, C))  # (B, N, C)
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x)), each with drop path."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, drop_path: float = 0.0) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=LN_EPS)
+        self.attn = Attention(dim, num_heads)
+        self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.drop_path = drop_path
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + drop_path(self.attn(self.norm1(x)), self.drop_path, self.training)  # (B, N, C)
+        return x + drop_path(self.mlp(self.norm2(x)), self.drop_path, self.training)  # (B, N, C)
+
+
+def _run_blocks(blocks: nn.ModuleList, x: Tensor, use_checkpoint: bool) -> Tensor:
+    for blk in blocks:
+        if use_checkpoint and torch.is_grad_enabled():
+            x = checkpoint(blk, x, use_reentrant=False)
+        else:
+            x = blk(x)
+    return x
+
+
+def _init_weights(module: nn.Module) -> None:
+    """VideoMAE pretraining init: xavier-uniform linears with zero bias, unit LayerNorms."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def check_mask(mask: Tensor, batch: int, num_tokens: int) -> int:
+    """Check a ``(B, N)`` bool mask (True = masked) and return the number of masked tokens per sample.
+
+    Every sample must mask the same number of tokens (the visible tokens are packed into one tensor).
+    """
+    if mask.dtype != torch.bool:
+        raise ValueError(f"mask must be a bool tensor (True = masked), got dtype {mask.dtype}")
+    if tuple(mask.shape) != (batch, num_tokens):
+        raise ValueError(f"mask has shape {tuple(mask.shape)}, expected (B, N) = ({batch}, {num_tokens})")
+    counts = mask.sum(dim=1)  # (B,)
+    if batch and bool((counts != counts[0]).any()):
+        raise ValueError(f"every sample must mask the same number of tokens; masked counts per sample: "
+                         f"{counts.tolist()}")
+    return int(counts[0]) if batch else 0
+
+
+class PatchEmbed(nn.Module):
+    """Conv3d tubelet embedding: (B, 3, T, H, W) -> (B, N, C), tokens in (t', h', w') order."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        k = (cfg.tubelet_size, cfg.patch_size, cfg.patch_size)
+        self.proj = nn.Conv3d(cfg.in_chans, cfg.embed_dim, kernel_size=k, stride=k)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(x).flatten(2).transpose(1, 2)  # (B, C, T', H', W') -> (B, N, C)
+
+
+class VideoViTEncoder(nn.Module):
+    """The student encoder (VideoMAE ViT with joint space-time attention).
+
+    With ``use_mean_pooling=False`` (pretraining layout) the tokens go through a final ``norm``; with
+    ``use_mean_pooling=True`` (finetuned layout) there is no ``norm`` and an ``fc_norm`` after pooling lives outside.
+    """
+
+    def __init__(self, cfg: ModelConfig, use_mean_pooling: bool = False) -> None:
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        self.use_mean_pooling = use_mean_pooling
+        self.grad_checkpointing = cfg.grad_checkpointing
+        self.patch_embed = PatchEmbed(cfg)
+        self.register_buffer("pos_embed", sinusoid_table(cfg.num_tokens, cfg.embed_dim)[None], persistent=False)
+        rates = torch.linspace(0, cfg.drop_path, cfg.depth).tolist()  # linearly increasing drop path
+        self.blocks = nn.ModuleList(Block(cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, r) for r in rates)
+        self.norm = nn.Identity() if use_mean_pooling else nn.LayerNorm(cfg.embed_dim, eps=LN_EPS)
+        _init_weights(self)
+
+    @property
+    def embed_dim(self) -> int:
+        return self.cfg.embed_dim
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = enable
+
+    def _check_input(self, x: Tensor) -> None:
+        c = self.cfg
+        expected = (c.in_chans, c.num_frames, c.img_size, c.img_size)
+        if x.dim() != 5 or tuple(x.shape[1:]) != expected:
+            raise ValueError(f"encoder input must be (B, C, T, H, W) = (B, {', '.join(map(str, expected))}) "
+                             f"(model.in_chans, num_frames, img_size, img_size), got {tuple(x.shape)}")
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """x: (B, 3, T, H, W) ImageNet-normalised; mask: (B, N) bool, True = masked -> (B, N_vis, C) visible tokens."""
+        return self._encode(x, mask)
+
+    def forward_tokens(self, x: Tensor) -> Tensor:
+        """All tokens: (B, 3, T, H, W) -> (B, N, C) (after ``norm`` unless mean pooling)."""
+        return self._encode(x, None)
+
+    def _encode(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        self._check_input(x)
+        tokens = self.patch_embed(x)  # (B, N, C)
+        B, N, C = tokens.shape
+        tokens = tokens + self.pos_embed.to(tokens.dtype)  # (B, N, C)
+        if mask is not None:
+            check_mask(mask, B, N)
+            tokens = tokens[~mask].reshape(B, -1, C)  # (B, N_vis, C), ascending token order
+        tokens = _run_blocks(self.blocks, tokens, self.grad_checkpointing and self.training)
+        return self.norm(tokens)  # (B, N_vis, C)
+
+
+class VideoViTDecoder(nn.Module):
+    """Shallow decoder: blocks at decoder width, ``norm``, and a ``head`` to the target dimension."""
+
+    def __init__(self, cfg: ModelConfig, target_dim: int) -> None:
+        super().__init__()
+        if target_dim < 1:
+            raise ValueError(f"decoder target_dim must be >= 1, got {target_dim}")
+        self.grad_checkpointing = cfg.grad_checkpointing
+        rates = torch.linspace(0, cfg.drop_path, cfg.decoder_depth).tolist()
+        self.blocks = nn.ModuleList(Block(cfg.decoder_dim, cfg.decoder_num_heads, cfg.mlp_ratio, r) for r in rates)
+        self.norm = nn.LayerNorm(cfg.decoder_dim, eps=LN_EPS)
+        self.head = nn.Linear(cfg.decoder_dim, target_dim)
+        _init_weights(self)
+
+    def forward(self, x: Tensor, num_predicted: int) -> Tensor:
+        """x: (B, N_vis + N_masked, Cd), the masked tokens last -> (B, num_predicted, target_dim) for the last ones."""
+        x = _run_blocks(self.blocks, x, self.grad_checkpointing and self.training)  # (B, N, Cd)
+        x = x[:, x.shape[1] - num_predicted:]  # (B, num_predicted, Cd); safe for num_predicted == 0
+        return self.head(self.norm(x))  # (B, num_predicted, target_dim)
+
+
+def truncated_normal_(t: Tensor, std: float = 0.02) -> Tensor:
+    """In-place truncated normal in [-2 std, 2 std] (global RNG, used only at construction)."""
+    return nn.init.trunc_normal_(t, std=std, a=-2 * std, b=2 * std)
+

@@ -194,10 +194,6 @@ class TeacherConfig:
         _check_choice("teacher.clip_act", self.clip_act, ("auto", "quick_gelu", "gelu"))
         if self.frame_chunk < 0:
             raise ConfigError(f"teacher.frame_chunk must be >= 0, got {self.frame_chunk}")
-        _check_choice("teacher.resize", self.resize, ("grid", "native"))
-        _check_choice("teacher.clip_act", self.clip_act, ("auto", "quick_gelu", "gelu"))
-        if self.frame_chunk < 0:
-            raise ConfigError(f"teacher.frame_chunk must be >= 0, got {self.frame_chunk}")
         _check_choice("teacher.input_norm", self.input_norm, ("native", "imagenet"))
         _check_choice("teacher.target_norm", self.target_norm, ("official", "layernorm", "none"))
         _check_choice("teacher.dtype", self.dtype, ("auto", "float32", "bfloat16"))

@@ -305,11 +305,26 @@ class ProbeConfig:
     flip: bool = True  # Table 16: no for SSv2, yes otherwise
     sampling_rate: int = 4
     knn_k: int = 20
+    knn_vote: str = "weighted"  # weighted (exp(sim / T), T = knn_temperature) | majority
+    knn_temperature: float = 0.07
+    test_clips: int = 1  # views per video whose features are averaged (train and val lists)
+    test_crops: int = 1
+    extract_batch_size: int = 8  # clips per forward pass during feature extraction
+    num_workers: int = 0
+    cache_dir: str = ""  # feature cache; "" = <run.out_dir>/features
+    device: str = "auto"  # auto | cpu | cuda
     seed: int = 0
 
     def validate(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or not self.lrs:
             raise ConfigError("probe.epochs and probe.batch_size must be >= 1 and probe.lrs non-empty")
+        if any(lr <= 0 for lr in self.lrs) or len(self.betas) != 2:
+            raise ConfigError(f"probe.lrs must be > 0 and probe.betas two values, got {self.lrs}, {self.betas}")
+        _check_choice("probe.knn_vote", self.knn_vote, ("weighted", "majority"))
+        _check_choice("probe.device", self.device, ("auto", "cpu", "cuda"))
+        if min(self.knn_k, self.test_clips, self.test_crops, self.extract_batch_size) < 1 or self.num_workers < 0:
+            raise ConfigError("probe.knn_k, probe.test_clips, probe.test_crops and probe.extract_batch_size must be "
+                              ">= 1, probe.num_workers >= 0")
 
 
 @dataclass
@@ -327,8 +342,11 @@ class FinetuneConfig:
     layer_decay: float = 0.75  # Table 17
     warmup_epochs: float = 5.0  # Table 17
     drop_path: float = 0.1  # Table 17
-    randaug_n: int = 9  # Table 17: RandAug (9, 0.5)
-    randaug_m: float = 0.5
+    # Table 17 "RandAug (9, 0.5)" is timm's rand-m9-mstd0.5 (MAE / VideoMAE): magnitude 9 of 10, magnitude std 0.5,
+    # 2 operations per clip (timm's default). randaug_n = 0 switches RandAugment off.
+    randaug_n: int = 2
+    randaug_m: float = 9.0
+    randaug_mstd: float = 0.5
     label_smoothing: float = 0.1  # Table 17
     mixup: float = 0.8  # Table 17
     cutmix: float = 1.0  # Table 17
@@ -336,12 +354,23 @@ class FinetuneConfig:
     sampling_rate: int = 4
     test_clips: int = 5  # multi-view testing (VideoMAE: 5 x 3 for K400, 2 x 3 for SSv2)
     test_crops: int = 3
+    min_lr: float = 1e-6  # VideoMAE's cosine floor
+    eval_every: int = 0  # epochs between multi-view evaluations; 0 = only after the last epoch
+    num_workers: int = 0
     seed: int = 0
 
     def validate(self) -> None:
         _check_range("finetune.layer_decay", self.layer_decay, 0.0, 1.0)
+        _check_range("finetune.drop_path", self.drop_path, 0.0, 1.0)
+        _check_range("finetune.label_smoothing", self.label_smoothing, 0.0, 1.0, inclusive_high=False)
+        _check_range("finetune.randaug_m", self.randaug_m, 0.0, 10.0)
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("finetune.epochs and finetune.batch_size must be >= 1")
+        if self.lr <= 0 or len(self.betas) != 2 or self.mixup < 0 or self.cutmix < 0 or self.randaug_n < 0:
+            raise ConfigError("finetune.lr must be > 0, finetune.betas two values, finetune.mixup / cutmix / "
+                              "randaug_n >= 0")
+        if min(self.test_clips, self.test_crops) < 1 or self.eval_every < 0 or self.num_workers < 0:
+            raise ConfigError("finetune.test_clips and test_crops must be >= 1; eval_every and num_workers >= 0")
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Frozen-encoder features, extracted once and cached to a file keyed by everything that determines them.
 
-A clip's feature is the mean of the encoder's output tokens (after its final norm). With `flip_view=True` the
+A clip's feature is the mean of the encoder's output tokens (after its final norm; a finetuned
+`VideoClassifier` pools as it was trained: mean, then `fc_norm`). With `flip_view=True` the
 horizontally flipped clip is encoded too, so the linear probe can draw a flip augmentation per epoch from the cache
 (Table 16's "flip augmentation"). Items that share a list index (multi-view testing: clips x crops) are averaged.
 While extracting, the per-clip frame similarity map (Fig. 4) is accumulated at no extra cost.
@@ -88,9 +89,15 @@ def _encode(encoder: nn.Module, video: Tensor, grid: tuple[int, int, int], dtype
     """Raw clips (B, 3, T, H, W) -> pooled features (B, D) float32 and frame similarity (B, T', T')."""
     x = normalize(video)
     with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
-        tokens = encoder(x)  # (B, N, D)
+        if hasattr(encoder, "forward_tokens"):  # our encoders: pool as the model was trained (fc_norm if any)
+            from ..models import encode
+
+            pooled, tokens = encode(encoder, x, per_token=True)  # (B, D), (B, N, D)
+        else:  # any module returning all tokens
+            tokens = encoder(x)  # (B, N, D)
+            pooled = tokens.mean(dim=1)
     tokens = tokens.float()
-    return tokens.mean(dim=1), frame_similarity(tokens, grid)
+    return pooled.float(), frame_similarity(tokens, grid)
 
 
 @torch.inference_mode()

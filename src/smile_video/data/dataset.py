@@ -1,0 +1,166 @@
+"""`VideoClipDataset`: raw uint8 clips from a video list, deterministic per (seed, epoch, index), robust to bad files.
+
+Randomness: item ``i`` of epoch ``e`` draws everything (temporal starts, crops, flips) from a `torch.Generator` seeded
+with a hash of ``(seed, e, i, attempt)``, so it does not depend on worker count, rank or order of access, and a
+resumed run reproduces it exactly. The epoch comes from `set_epoch` or, for persistent DataLoader workers (which keep
+their own copy of the dataset), from indexing with an ``(epoch, index)`` pair.
+
+Bad files: a missing, corrupt, truncated or too-short video is logged (once per file and process) and replaced by the
+next entry, ``i + 1, i + 2, ...`` (wrapping), at most `max_skips` times; each skipped file and its reason are returned
+under ``"skipped"`` so the engine can count them. More consecutive failures raise `TooManyBadVideos`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+
+import av
+import torch
+
+from ..config import DataConfig
+from .decode import DECODERS, VideoDecodeError, open_video
+from .lists import VideoEntry, read_video_list
+from .sampling import TooShortError, test_indices, train_indices
+from .transforms import spatial_views, train_transform
+
+__all__ = ["VideoClipDataset", "TooManyBadVideos", "collate", "item_seed", "build_video_dataset"]
+
+log = logging.getLogger(__name__)
+
+
+class TooManyBadVideos(RuntimeError):
+    """Too many consecutive entries of a list could not be used."""
+
+
+def item_seed(seed: int, epoch: int, index: int, attempt: int = 0) -> int:
+    """A 63-bit seed that is a pure function of its arguments (stable across processes and Python versions)."""
+    digest = hashlib.blake2b(f"{seed}:{epoch}:{index}:{attempt}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
+
+
+class VideoClipDataset(torch.utils.data.Dataset):
+    """Clips from `entries`.
+
+    Train mode: each item decodes its video once and takes `num_samples` clips from it, each with its own random
+    start, multi-scale crop and flip (the paper's multiple sampling, F.3). Test mode: ``test_views = (clips, crops)``
+    evenly placed temporal clips times spatial crops, in clip-major order.
+
+    Item: ``{"video": uint8 (S, 3, T, size, size)``, or ``(3, T, size, size)`` when S == 1 (S = num_samples in
+    train mode, clips * crops in test mode); ``"label": int``; ``"index"``: the entry actually used (differs from
+    the requested index when files were skipped); ``"skipped": ["path: reason", ...]}``.
+    """
+
+    def __init__(self, entries: list[VideoEntry], num_frames: int, sampling_rate: int, size: int, train: bool,
+                 num_samples: int = 1, crop_scales: Sequence[float] = (1.0, 0.875, 0.75, 0.66), flip: bool = False,
+                 seed: int = 0, decoder: str = "pyav", test_views: tuple[int, int] = (1, 1),
+                 min_frames: int | None = None, max_skips: int = 10):
+        if not entries:
+            raise ValueError("VideoClipDataset: the list of entries is empty")
+        if num_frames < 1 or sampling_rate < 1 or size < 1 or num_samples < 1:
+            raise ValueError(f"VideoClipDataset: num_frames={num_frames}, sampling_rate={sampling_rate}, "
+                             f"size={size} and num_samples={num_samples} must all be >= 1")
+        if len(test_views) != 2 or min(test_views) < 1:
+            raise ValueError(f"VideoClipDataset: test_views must be (clips, crops) >= 1, got {test_views}")
+        if not crop_scales or not all(0 < s <= 1 for s in crop_scales):
+            raise ValueError(f"VideoClipDataset: crop_scales must be non-empty and in (0, 1], got {crop_scales}")
+        if decoder not in DECODERS:
+            raise ValueError(f"VideoClipDataset: unknown decoder {decoder!r}; choose one of {list(DECODERS)}")
+        if min_frames is not None and min_frames < 1:
+            raise ValueError(f"VideoClipDataset: min_frames must be >= 1 (or None = num_frames), got {min_frames}")
+        self.entries = list(entries)
+        self.num_frames, self.sampling_rate, self.size, self.train = num_frames, sampling_rate, size, train
+        self.num_samples, self.crop_scales, self.flip = num_samples, tuple(crop_scales), flip
+        self.seed, self.decoder, self.test_views = seed, decoder, tuple(test_views)
+        self.min_frames, self.max_skips = min_frames, max_skips
+        self.epoch = 0
+        self._warned: set[str] = set()
+
+    @property
+    def clips_per_item(self) -> int:
+        """S: clips each item holds."""
+        return self.num_samples if self.train else self.test_views[0] * self.test_views[1]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        epoch, index = (int(key[0]), int(key[1])) if isinstance(key, tuple) else (self.epoch, int(key))
+        if not 0 <= index < len(self.entries):
+            raise IndexError(f"index {index} is outside [0, {len(self.entries)})")
+        skipped: list[str] = []
+        for attempt in range(self.max_skips + 1):
+            j = (index + attempt) % len(self.entries)
+            entry = self.entries[j]
+            gen = torch.Generator().manual_seed(item_seed(self.seed, epoch, index, attempt))
+            try:
+                video = self.load(entry, gen)
+            except (VideoDecodeError, TooShortError, av.FFmpegError, OSError) as e:
+                reason = e.reason if isinstance(e, VideoDecodeError) else f"{e}"
+                if entry.path not in self._warned:
+                    self._warned.add(entry.path)
+                    log.warning("skipping video %s: %s", entry.path, reason)
+                skipped.append(f"{entry.path}: {reason}")
+                continue
+            return {"video": video, "label": entry.label, "index": j, "skipped": skipped}
+        raise TooManyBadVideos(f"{len(skipped)} consecutive videos from index {index} failed (max_skips="
+                               f"{self.max_skips}); check the list with `smile data-check`. Failures:\n  "
+                               + "\n  ".join(skipped))
+
+    def load(self, entry: VideoEntry, generator: torch.Generator) -> torch.Tensor:
+        """Decode and transform the clips of one entry (raises on a bad file) -> ``(S, 3, T, size, size)`` or, for
+        S == 1, ``(3, T, size, size)`` uint8."""
+        with open_video(entry.path, self.decoder) as reader:
+            offset, length = self._segment(entry, reader.num_frames)
+            if self.train:
+                idx = torch.stack([train_indices(length, self.num_frames, self.sampling_rate, generator,
+                                                 self.min_frames) for _ in range(self.num_samples)])
+            else:
+                idx = test_indices(length, self.num_frames, self.sampling_rate, self.test_views[0], self.min_frames)
+            idx = idx + offset  # (C, T) with C = num_samples or test clips
+            frames = reader.get_frames(idx.flatten().tolist())  # (C * T, H, W, 3)
+        c, t = idx.shape
+        clips = frames.view(c, t, *frames.shape[1:]).permute(0, 4, 1, 2, 3)  # (C, 3, T, H, W)
+        if self.train:
+            out = torch.stack([train_transform(clip, self.size, self.crop_scales, self.flip, generator)
+                               for clip in clips])  # (S, 3, T, size, size)
+        else:
+            out = torch.cat([spatial_views(clip, self.size, self.test_views[1]) for clip in clips])
+        return out[0] if out.shape[0] == 1 else out
+
+    def _segment(self, entry: VideoEntry, available: int) -> tuple[int, int]:
+        """(first frame, number of frames) of the entry's segment; frame folders ignore `start` (a name offset)."""
+        offset = 0 if entry.start is None or os.path.isdir(entry.path) else entry.start
+        length = available - offset if entry.total is None or entry.total < 0 else entry.total
+        if offset < 0 or offset + length > available:
+            raise VideoDecodeError(entry.path, f"the list asks for frames [{offset}, {offset + length}) but only "
+                                               f"{available} could be read")
+        return offset, length
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack items: ``"video"`` ``(B * S, 3, T, H, W)`` with each item's S clips adjacent, ``"label"`` and
+    ``"index"`` int64 ``(B * S,)`` (repeated per clip), ``"skipped"`` all items' skipped files."""
+    videos = [it["video"] if it["video"].dim() == 5 else it["video"].unsqueeze(0) for it in items]
+    counts = torch.tensor([v.shape[0] for v in videos])
+    return {
+        "video": torch.cat(videos),
+        "label": torch.tensor([it["label"] for it in items], dtype=torch.long).repeat_interleave(counts),
+        "index": torch.tensor([it["index"] for it in items], dtype=torch.long).repeat_interleave(counts),
+        "skipped": [s for it in items for s in it["skipped"]],
+    }
+
+
+def build_video_dataset(cfg: DataConfig, num_frames: int, size: int, seed: int, train: bool = True,
+                        list_path: str | None = None) -> VideoClipDataset:
+    """The dataset a `DataConfig` describes (`list_path` defaults to ``cfg.train_list``)."""
+    entries = read_video_list(list_path or cfg.train_list, cfg.data_root, cfg.label_map or None)
+    return VideoClipDataset(entries, num_frames=num_frames, sampling_rate=cfg.sampling_rate, size=size, train=train,
+                            num_samples=cfg.num_samples if train else 1, crop_scales=tuple(cfg.crop_scales),
+                            flip=cfg.flip, seed=seed, decoder=cfg.decoder, min_frames=cfg.min_frames or None,
+                            max_skips=cfg.max_skips)

@@ -1,0 +1,312 @@
+"""Frame-accurate decoding of selected frames: PyAV (default), decord (when installed), frame folders.
+
+Every reader gives ``get_frames(indices) -> (N, H, W, 3) uint8`` in the order asked (repeats allowed), with frame
+``i`` the i-th frame in presentation order. Every failure (missing file, no video stream, corrupt or truncated data,
+an index past the end) raises `VideoDecodeError`, whose message starts with the file's path.
+
+PyAV reader: at open it demuxes the stream once without decoding, which gives the exact frame count and each frame's
+timestamp and keyframe flag (exact for variable frame rates too). `get_frames` then seeks to the last keyframe at or
+before the first wanted frame and decodes only up to the last wanted one.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from PIL import Image
+
+from .lists import IMAGE_EXTENSIONS
+
+__all__ = ["VideoDecodeError", "VideoReader", "PyAVReader", "DecordReader", "FrameFolderReader", "DECODERS",
+           "decord_available", "open_video", "decode_frames", "count_frames", "check_video"]
+
+DECODERS = ("pyav", "decord")
+
+
+class VideoDecodeError(RuntimeError):
+    """A video that cannot be used; `path` and `reason` are kept for reports."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: {reason}")
+
+
+def decord_available() -> bool:
+    try:
+        import decord  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _describe(e: BaseException) -> str:
+    """An exception as `Type: message`, without the file name PyAV appends."""
+    text = getattr(e, "strerror", None) or str(e)
+    return f"{type(e).__name__}: {text}"
+
+
+class VideoReader(ABC):
+    """An open video. Use as a context manager; `num_frames` and `fps` are known after opening."""
+
+    path: str
+    num_frames: int
+    fps: float
+
+    @abstractmethod
+    def _read(self, wanted: list[int]) -> dict[int, np.ndarray]:
+        """Sorted unique in-range indices -> (H, W, 3) uint8 frames."""
+
+    def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
+        """Frames at `indices` (any order, repeats allowed) -> ``(N, H, W, 3)`` uint8."""
+        indices = [int(i) for i in indices]
+        if not indices:
+            raise ValueError(f"{self.path}: get_frames needs at least one index")
+        bad = [i for i in indices if not 0 <= i < self.num_frames]
+        if bad:
+            raise VideoDecodeError(self.path, f"frame index {bad[0]} is outside [0, {self.num_frames})")
+        frames = self._read(sorted(set(indices)))
+        shapes = {f.shape for f in frames.values()}
+        if len(shapes) > 1:
+            raise VideoDecodeError(self.path, f"frames change size within the video: {sorted(shapes)}")
+        return torch.from_numpy(np.stack([frames[i] for i in indices]))  # (N, H, W, 3)
+
+    def iter_frames(self, chunk: int = 32) -> Iterator[np.ndarray]:
+        """Every frame in order, ``(H, W, 3)`` uint8 each, without holding the whole video in memory."""
+        for a in range(0, self.num_frames, chunk):
+            yield from self.get_frames(range(a, min(a + chunk, self.num_frames))).numpy()
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PyAVReader(VideoReader):
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        if not os.path.isfile(self.path):
+            raise VideoDecodeError(self.path, "missing: no such file")
+        self._container = None
+        self._open()
+        try:
+            self._index()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> None:
+        self.close()
+        try:
+            self._container = av.open(self.path)
+        except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
+            raise VideoDecodeError(self.path, f"cannot open ({_describe(e)})") from None
+        if not self._container.streams.video:
+            self.close()
+            raise VideoDecodeError(self.path, "no video stream")
+        self._stream = self._container.streams.video[0]
+
+    def _index(self) -> None:
+        """Demux once (no decoding): presentation timestamps and keyframe flags of every frame."""
+        stream = self._stream
+        rate = stream.average_rate or stream.guessed_rate
+        self.fps = float(rate) if rate else 0.0
+        pts: list[int | None] = []
+        keys: list[bool] = []
+        try:
+            for packet in self._container.demux(stream):
+                if packet.size == 0:  # the flush packet at the end
+                    continue
+                pts.append(packet.pts)
+                keys.append(bool(packet.is_keyframe))
+        except av.FFmpegError as e:
+            raise VideoDecodeError(self.path, f"corrupt container ({_describe(e)})") from None
+        self.num_frames = len(pts)
+        if self.num_frames == 0:
+            raise VideoDecodeError(self.path, "no frames")
+        if stream.frames and self.num_frames < stream.frames:
+            raise VideoDecodeError(self.path, f"truncated: the header lists {stream.frames} frames, the file holds "
+                                              f"{self.num_frames}")
+        # Exact timestamp -> frame index mapping when every packet has a distinct pts; else decode sequentially.
+        self._exact = None not in pts and len(set(pts)) == len(pts)
+        if self._exact:
+            order = sorted(pts)  # presentation order (packets come in decoding order)
+            self._pts_to_index = {p: i for i, p in enumerate(order)}
+            key_pts = {p for p, k in zip(pts, keys) if k}
+            self._key_indices = [i for i, p in enumerate(order) if p in key_pts]
+            self._order = order
+        self._open()  # rewind: a fresh container is the most reliable "seek to the start"
+
+    def _decode_from(self, seek_index: int | None):
+        """Yield (index, frame) from a keyframe at or before `seek_index` (None = from the start)."""
+        container, stream = self._container, self._stream
+        if seek_index is not None and seek_index > 0:
+            container.seek(self._order[seek_index], stream=stream, backward=True, any_frame=False)
+        counter = 0
+        for frame in container.decode(stream):
+            if self._exact:
+                if frame.pts is None or frame.pts not in self._pts_to_index:
+                    raise _Resync()
+                yield self._pts_to_index[frame.pts], frame
+            else:
+                yield counter, frame
+                counter += 1
+
+    def _read(self, wanted: list[int]) -> dict[int, np.ndarray]:
+        first, last = wanted[0], wanted[-1]
+        seek_index = None
+        if self._exact and self._key_indices:
+            k = bisect.bisect_right(self._key_indices, first) - 1
+            seek_index = self._key_indices[max(k, 0)]
+        for attempt in range(2):
+            want = set(wanted)
+            out: dict[int, np.ndarray] = {}
+            try:
+                for index, frame in self._decode_from(seek_index if attempt == 0 else None):
+                    if attempt == 0 and not out and index > first:
+                        raise _Resync()  # the seek overshot: start again from the beginning
+                    if index in want:
+                        out[index] = frame.to_ndarray(format="rgb24")
+                    if index >= last:
+                        break
+            except _Resync:
+                self._open()
+                continue
+            except av.FFmpegError as e:
+                raise VideoDecodeError(self.path, f"corrupt data ({_describe(e)})") from None
+            self._open()  # leave the container at the start for the next call
+            missing = sorted(want - set(out))
+            if missing:
+                raise VideoDecodeError(self.path, f"truncated: frame {missing[0]} of {self.num_frames} listed "
+                                                  f"frames could not be decoded")
+            return out
+        raise VideoDecodeError(self.path, "timestamps do not match the demuxed frames")
+
+    def iter_frames(self, chunk: int = 32) -> Iterator[np.ndarray]:
+        """One sequential decoding pass (no seeks)."""
+        self._open()
+        count = 0
+        try:
+            for frame in self._container.decode(self._stream):
+                count += 1
+                yield frame.to_ndarray(format="rgb24")
+        except av.FFmpegError as e:
+            raise VideoDecodeError(self.path, f"corrupt data at frame {count} ({_describe(e)})") from None
+        finally:
+            self._open()
+        if count < self.num_frames:
+            raise VideoDecodeError(self.path, f"truncated: decoded {count} of {self.num_frames} frames")
+
+    def close(self) -> None:
+        if getattr(self, "_container", None) is not None:
+            self._container.close()
+            self._container = None
+
+
+class _Resync(Exception):
+    """Internal: frame timestamps do not line up with the index; decode again from the start."""
+
+
+class DecordReader(VideoReader):
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        if not os.path.isfile(self.path):
+            raise VideoDecodeError(self.path, "missing: no such file")
+        try:
+            import decord
+        except ImportError:
+            raise VideoDecodeError(self.path, "decoder 'decord' is not installed (pip install decord)") from None
+        try:
+            self._vr = decord.VideoReader(self.path, num_threads=1)
+            self.num_frames = len(self._vr)
+            self.fps = float(self._vr.get_avg_fps())
+        except Exception as e:  # noqa: BLE001 - decord raises its own DECORDError and RuntimeError
+            raise VideoDecodeError(self.path, f"cannot open ({_describe(e)})") from None
+        if self.num_frames == 0:
+            raise VideoDecodeError(self.path, "no frames")
+
+    def _read(self, wanted: list[int]) -> dict[int, np.ndarray]:
+        try:
+            batch = self._vr.get_batch(wanted).asnumpy()
+        except Exception as e:  # noqa: BLE001
+            raise VideoDecodeError(self.path, f"corrupt data ({_describe(e)})") from None
+        return dict(zip(wanted, batch))
+
+    def close(self) -> None:
+        self._vr = None
+
+
+def _natural_key(name: str) -> list:
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+class FrameFolderReader(VideoReader):
+    """A directory of images, one per frame, in natural name order (img_2 before img_10)."""
+
+    def __init__(self, path: str | Path, fps: float = 30.0):
+        self.path = str(path)
+        if not os.path.isdir(self.path):
+            raise VideoDecodeError(self.path, "missing: no such frame folder")
+        self._files = sorted((f for f in os.listdir(self.path) if f.lower().endswith(IMAGE_EXTENSIONS)),
+                             key=_natural_key)
+        self.num_frames, self.fps = len(self._files), fps
+        if not self._files:
+            raise VideoDecodeError(self.path, f"no frames: the folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+
+    def _read(self, wanted: list[int]) -> dict[int, np.ndarray]:
+        out = {}
+        for i in wanted:
+            file = os.path.join(self.path, self._files[i])
+            try:
+                with Image.open(file) as im:
+                    out[i] = np.asarray(im.convert("RGB"))
+            except (OSError, SyntaxError) as e:
+                raise VideoDecodeError(self.path, f"corrupt frame {self._files[i]} ({e})") from None
+        return out
+
+
+def open_video(path: str | Path, decoder: str = "pyav") -> VideoReader:
+    """Open a video file with `decoder` ('pyav' or 'decord'), or a frame folder (any decoder)."""
+    if decoder not in DECODERS:
+        raise ValueError(f"unknown decoder {decoder!r}; choose one of {list(DECODERS)}")
+    if os.path.isdir(path):
+        return FrameFolderReader(path)
+    return DecordReader(path) if decoder == "decord" else PyAVReader(path)
+
+
+def decode_frames(path: str | Path, indices: Sequence[int], decoder: str = "pyav") -> torch.Tensor:
+    """Frames at `indices` of one video -> ``(N, H, W, 3)`` uint8. Raises `VideoDecodeError`."""
+    with open_video(path, decoder) as reader:
+        return reader.get_frames(indices)
+
+
+def count_frames(path: str | Path, decoder: str = "pyav") -> int:
+    """Number of frames (exact: from demuxed packets for PyAV, the image count for frame folders)."""
+    with open_video(path, decoder) as reader:
+        return reader.num_frames
+
+
+def check_video(path: str | Path, decoder: str = "pyav", full: bool = True, chunk: int = 32) -> int:
+    """Decode a video to prove it is usable; returns its frame count. Raises `VideoDecodeError`.
+
+    `full`: decode every frame (in chunks of `chunk`, so memory stays small); else only the first and last frame.
+    """
+    with open_video(path, decoder) as reader:
+        n = reader.num_frames
+        if full:
+            for _ in reader.iter_frames(chunk):
+                pass
+        else:
+            reader.get_frames(sorted({0, n - 1}))
+        return n

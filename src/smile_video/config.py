@@ -221,8 +221,13 @@ class DataConfig:
     flip: bool = False
     decoder: str = "pyav"  # pyav | decord
     num_workers: int = 0
+    min_frames: int = 0  # videos with fewer frames are skipped as too short; 0 = the clip length (model.num_frames)
+    max_skips: int = 10  # consecutive bad videos tolerated for one item before training stops with an error
+    label_map: str = ""  # optional file mapping class names to ids (docs/data.md); else sorted names
 
     def validate(self) -> None:
+        if self.min_frames < 0 or self.max_skips < 0:
+            raise ConfigError("data.min_frames and data.max_skips must be >= 0")
         _check_choice("data.source", self.source, ("synthetic", "video"))
         _check_choice("data.background", self.background, ("noise", "black", "image", "frame", "video"))
         _check_choice("data.decoder", self.decoder, ("pyav", "decord"))

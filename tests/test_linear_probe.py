@@ -79,21 +79,23 @@ class _FakeEncoder(nn.Module):
         return self.proj(x).flatten(2).transpose(1, 2)
 
 
-def test_extract_features_averages_views_flips_and_skips():
+def test_extract_features_averages_views_and_adds_flips():
     torch.manual_seed(0)
     enc = _FakeEncoder().eval()
     g = torch.Generator().manual_seed(0)
-    video = torch.randint(0, 256, (3, 2, 3, 4, 32, 32), dtype=torch.uint8, generator=g)  # (B, V, 3, T, H, W)
-    batch = {"video": video, "label": torch.tensor([2, 0, 1]), "index": torch.tensor([5, 3, 9]),
-             "skipped": torch.tensor([False, False, True])}
+    video = torch.randint(0, 256, (5, 3, 4, 32, 32), dtype=torch.uint8, generator=g)  # (B, 3, T, H, W)
+    # As the data pipeline collates: two views of entry 5, two of entry 3, one of entry 9 (the replacement of a
+    # file it could not decode, reported under "skipped").
+    batch = {"video": video, "label": torch.tensor([2, 2, 0, 0, 1]), "index": torch.tensor([5, 5, 3, 3, 9]),
+             "skipped": ["bad.mp4: cannot decode"]}
     fs = extract_features(enc, [batch], (2, 2, 2), flip_view=True)
-    assert fs.feats.shape == (2, 2, 8) and fs.skipped == 1
-    assert fs.indices.tolist() == [3, 5] and fs.labels.tolist() == [0, 2]
+    assert fs.feats.shape == (3, 2, 8) and fs.skipped == 1
+    assert fs.indices.tolist() == [3, 5, 9] and fs.labels.tolist() == [0, 2, 1]
     from smile_video.data.normalize import normalize
 
     with torch.no_grad():
-        ref = enc(normalize(video[0])).mean(1).mean(0)  # views of index 5, averaged
-        ref_flip = enc(normalize(video[0].flip(-1))).mean(1).mean(0)
+        ref = enc(normalize(video[:2])).mean(1).mean(0)  # views of index 5, averaged
+        ref_flip = enc(normalize(video[:2].flip(-1))).mean(1).mean(0)
     torch.testing.assert_close(fs.feats[1, 0], ref)
     torch.testing.assert_close(fs.feats[1, 1], ref_flip)
     assert fs.similarity.shape == (2, 2)

@@ -42,7 +42,7 @@ class FeatureSet:
     labels: Tensor  # (N,) int64
     indices: Tensor  # (N,) int64, the entry index in the list
     similarity: Tensor  # (T', T') frame-feature similarity averaged over clips
-    skipped: int = 0  # items the data pipeline could not decode
+    skipped: int = 0  # files the data pipeline could not decode (and replaced by the next entry)
 
 
 def file_digest(path: str | Path, chunk: int = 1 << 22) -> str:
@@ -106,9 +106,10 @@ def extract_features(encoder: nn.Module, batches: Iterable[dict[str, Any]], grid
                      dtype: torch.dtype | None = None) -> FeatureSet:
     """Encode every batch and average the items of each list index.
 
-    batches: dicts with "video" uint8 (B, 3, T, H, W) (or (B, V, 3, T, H, W) for V test views), "label" (B,),
-    "index" (B,) and optionally "skipped" (B,) bool (those items are left out). `grid` is the encoder's token grid
-    (ModelConfig.grid). `dtype`: autocast dtype (e.g. torch.bfloat16 on CUDA) or None for full precision.
+    batches: `smile_video.data.dataset.collate` dicts: "video" uint8 (B, 3, T, H, W) (the views of one entry share
+    its "index"), "label" (B,), "index" (B,) (the entry actually decoded) and "skipped" (the files the data pipeline
+    replaced; only counted). `grid` is the encoder's token grid (ModelConfig.grid).
+    `dtype`: autocast dtype (e.g. torch.bfloat16 on CUDA) or None for full precision.
     """
     device = torch.device(device)
     sums: dict[int, Tensor] = {}
@@ -118,18 +119,10 @@ def extract_features(encoder: nn.Module, batches: Iterable[dict[str, Any]], grid
     clips = 0
     skipped = 0
     for batch in batches:
-        video = batch["video"].to(device)
-        label = torch.as_tensor(batch["label"]).long().view(-1)
-        index = torch.as_tensor(batch["index"]).long().view(-1)
-        keep = ~torch.as_tensor(batch.get("skipped", torch.zeros(len(index), dtype=torch.bool))).bool().view(-1)
-        skipped += int((~keep).sum())
-        if video.dim() == 6:  # (B, V, 3, T, H, W): views of the same entry
-            v = video.shape[1]
-            video = video.flatten(0, 1)
-            label, index, keep = (t.repeat_interleave(v) for t in (label, index, keep))
-        if not keep.any():
-            continue
-        video, label, index = video[keep.to(device)], label[keep], index[keep]
+        video = batch["video"].to(device)  # (B, 3, T, H, W)
+        label = torch.as_tensor(batch["label"]).long().view(-1)  # (B,)
+        index = torch.as_tensor(batch["index"]).long().view(-1)  # (B,)
+        skipped += len(batch.get("skipped", ()))
         f, sim = _encode(encoder, video, grid, dtype)  # (B, D), (B, T', T')
         views = [f]
         if flip_view:
@@ -188,7 +181,8 @@ def list_features(encoder: nn.Module, identity: str, cfg: ModelConfig, list_path
     def make() -> FeatureSet:
         from torch.utils.data import DataLoader
 
-        from ..data import VideoClipDataset, collate, read_video_list
+        from ..data.dataset import VideoClipDataset, collate
+        from ..data.lists import read_video_list
 
         entries = read_video_list(list_path, data_root=data_root)
         ds = VideoClipDataset(entries, num_frames=cfg.num_frames, sampling_rate=sampling_rate, size=cfg.img_size,

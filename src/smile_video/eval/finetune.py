@@ -1,0 +1,230 @@
+"""Full finetuning with the VideoMAE recipe (paper Table 17), single process or DDP under torchrun.
+
+Recipe: AdamW (lr = finetune.lr * global batch / 256), layer-wise lr decay, drop path, RandAugment on every frame
+alike, mixup / cutmix with label smoothing, per-step linear warmup then cosine decay to finetune.min_lr, and
+multi-view testing (finetune.test_clips x test_crops views per video, softmax scores averaged).
+
+Data order: the dataset's own crop (multi-scale) and flip, then RandAugment, ImageNet normalisation, mixup / cutmix.
+(VideoMAE applies RandAugment before its random-resized crop; the order differs, the ingredients do not.)
+From `train.*` this uses: device, precision, clip_grad and log_every; the recipe itself is `finetune.*`.
+`finetune.drop_path` sets the model's drop path.
+
+Writes config.yaml, metrics.jsonl (train steps and evaluations), results.json and model.safetensors (the
+finetuned classifier) in the run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from safetensors.torch import save
+from torch import Tensor, nn
+
+from ..config import FinetuneJob, ModelConfig
+from ..data.normalize import normalize
+from ..engine.distributed import DistInfo, all_reduce_mean, cleanup, init_distributed
+from ..engine.optim import cosine_lr, scaled_lr, set_lr
+from ..runlog import RunDir, atomic_write_bytes, atomic_write_text
+from .layer_decay import layer_decay_param_groups
+from .linear_probe import classification_metrics
+from .mixup import mix_video_batch, smooth_one_hot, soft_cross_entropy
+from .probe_job import resolve_device
+from .video_augment import rand_augment_batch
+
+__all__ = ["build_classifier", "finetune", "evaluate_views"]
+
+ALLOWED_MISSING = {"fc_norm.weight", "fc_norm.bias", "head.weight", "head.bias"}
+ALLOWED_UNEXPECTED = {"norm.weight", "norm.bias"}  # the pretraining encoder's final norm; fc_norm replaces it
+
+
+def build_classifier(model_cfg: ModelConfig, num_classes: int, checkpoint: str | None, drop_path: float,
+                     seed: int = 0) -> tuple[nn.Module, ModelConfig]:
+    """A VideoClassifier with the encoder weights of `checkpoint` (or a random init), checking the exact key sets:
+    only fc_norm.* / head.* may be missing and only the encoder's final norm.* may be left over."""
+    from ..models import VideoClassifier
+
+    state: dict[str, Tensor] | None = None
+    if checkpoint:
+        from ..checkpoint import load_encoder
+
+        encoder, model_cfg = load_encoder(checkpoint, model_cfg)
+        state = {k: v for k, v in encoder.state_dict().items() if not k.startswith("head.")}
+    cfg = dataclasses.replace(model_cfg, drop_path=drop_path)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = VideoClassifier(cfg, num_classes)
+    if state is not None:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        bad_missing = set(missing) - ALLOWED_MISSING
+        bad_unexpected = set(unexpected) - ALLOWED_UNEXPECTED
+        if bad_missing or bad_unexpected:
+            raise ValueError(f"checkpoint {checkpoint!r} does not fit the classifier: missing {sorted(bad_missing)}, "
+                             f"unexpected {sorted(bad_unexpected)}")
+    return model, cfg
+
+
+def _shard(n: int, info: DistInfo, seed: int, epoch: int, per_rank: int, shuffle: bool) -> list[list[int]]:
+    """This rank's batches of dataset indices for one epoch (train: shuffled, whole global batches only)."""
+    if shuffle:
+        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        order = torch.randperm(n, generator=g).tolist()
+        global_batch = per_rank * info.world_size
+        order = order[: (n // global_batch) * global_batch]
+        if not order:
+            raise ValueError(f"the train list has {n} videos, fewer than one global batch ({global_batch})")
+        mine = order[info.rank::info.world_size]
+    else:
+        mine = list(range(info.rank, n, info.world_size))
+    return [mine[i:i + per_rank] for i in range(0, len(mine), per_rank)]
+
+
+def _batches(dataset: Any, index_batches: list[list[int]], num_workers: int) -> Iterator[dict[str, Any]]:
+    from torch.utils.data import DataLoader
+
+    from ..data.dataset import collate
+
+    yield from DataLoader(dataset, batch_sampler=index_batches, num_workers=num_workers, collate_fn=collate)
+
+
+@torch.no_grad()
+def evaluate_views(model: nn.Module, dataset: Any, num_classes: int, info: DistInfo, device: torch.device,
+                   batch_size: int, dtype: torch.dtype | None, num_workers: int = 0) -> dict[str, float]:
+    """Multi-view testing: softmax scores of every view of a video averaged, then top-1 / top-5 / mean-class."""
+    model.eval()
+    n = len(dataset)
+    sums = torch.zeros(n, num_classes, dtype=torch.float64, device=device)  # summed softmax per dataset item
+    counts = torch.zeros(n, dtype=torch.float64, device=device)
+    labels = torch.full((n,), -1, dtype=torch.long, device=device)
+    for batch in _batches(dataset, _shard(n, info, 0, 0, batch_size, shuffle=False), num_workers):
+        video = batch["video"].to(device)  # (B * views, 3, T, H, W); the views of one entry share its index
+        index = torch.as_tensor(batch["index"]).long().view(-1).to(device)
+        label = torch.as_tensor(batch["label"]).long().view(-1).to(device)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            logits = model(normalize(video))  # (B, K)
+        sums.index_add_(0, index, logits.float().softmax(-1).double())
+        counts.index_add_(0, index, torch.ones_like(index, dtype=torch.float64))
+        labels[index] = label
+    if info.enabled:
+        import torch.distributed as dist
+
+        labels += 1  # -1 (unseen) -> 0, so that a sum over ranks keeps the one real label
+        for t in (sums, counts, labels):
+            dist.all_reduce(t)
+        labels -= 1
+    seen = counts > 0
+    if not seen.any():
+        raise ValueError("evaluation produced no scores: every val item was skipped")
+    scores = (sums[seen] / counts[seen, None]).float()
+    out = classification_metrics(scores, labels[seen], num_classes)
+    out["num_videos"] = int(seen.sum())
+    return out
+
+
+def _precision(name: str, device: torch.device) -> torch.dtype | None:
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
+
+def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
+    """Finetune the encoder of `checkpoint` (None: random init) on finetune.train_list; returns results.json."""
+    from ..data.dataset import VideoClipDataset
+    from ..data.lists import read_video_list
+
+    f = cfg.finetune
+    device = resolve_device(cfg.train.device)
+    info = init_distributed(device.type)
+    if device.type == "cuda" and info.enabled:
+        device = torch.device("cuda", info.local_rank)
+    run = RunDir(cfg.run.out_dir, quiet=cfg.run.quiet, is_main=info.is_main)
+    try:
+        for key in ("train_list", "val_list"):
+            if not getattr(f, key):
+                raise ValueError(f"finetune.{key} is not set (finetune.{key}=PATH)")
+        train_entries = read_video_list(f.train_list, data_root=f.data_root)
+        val_entries = read_video_list(f.val_list, data_root=f.data_root)
+        labels = [e.label for e in train_entries + val_entries]
+        if min(labels) < 0:
+            raise ValueError("finetuning needs labelled lists: some entries have no label (-1)")
+        num_classes = max(labels) + 1
+        model, cfg.model = build_classifier(cfg.model, num_classes, checkpoint, f.drop_path, f.seed)
+        run.save_config(cfg)
+        m = cfg.model
+        train_ds = VideoClipDataset(train_entries, num_frames=m.num_frames, sampling_rate=f.sampling_rate,
+                                    size=m.img_size, train=True, flip=f.flip, seed=f.seed + info.rank)
+        val_ds = VideoClipDataset(val_entries, num_frames=m.num_frames, sampling_rate=f.sampling_rate,
+                                  size=m.img_size, train=False, test_views=(f.test_clips, f.test_crops))
+        model.to(device)
+        groups = layer_decay_param_groups(model, f.weight_decay, f.layer_decay, m.depth)
+        for g in groups:
+            g.pop("names")
+        peak = scaled_lr(f.lr, f.batch_size)
+        opt = torch.optim.AdamW(groups, lr=peak, betas=tuple(f.betas))
+        ddp = model
+        if info.enabled:
+            ddp = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                                      else None)
+        if f.batch_size % info.world_size:
+            raise ValueError(f"finetune.batch_size={f.batch_size} is not divisible by the {info.world_size} ranks")
+        per_rank = f.batch_size // info.world_size
+        dtype = _precision(cfg.train.precision, device)
+        scaler = torch.amp.GradScaler(enabled=dtype == torch.float16)
+        steps_per_epoch = len(_shard(len(train_ds), info, f.seed, 0, per_rank, shuffle=True))
+        total, warmup = steps_per_epoch * f.epochs, int(round(f.warmup_epochs * steps_per_epoch))
+        mixing = f.mixup > 0 or f.cutmix > 0
+        step, evals = 0, []
+        bar = run.progress(total=total, desc="finetune")
+        for epoch in range(f.epochs):
+            ddp.train()
+            if hasattr(train_ds, "set_epoch"):
+                train_ds.set_epoch(epoch)
+            g = torch.Generator().manual_seed((f.seed * 1_000_003 + epoch) * 4096 + info.rank)  # rank-offset draws
+            for batch in _batches(train_ds, _shard(len(train_ds), info, f.seed, epoch, per_rank, True),
+                                  f.num_workers):
+                video = rand_augment_batch(batch["video"], g, f.randaug_n, f.randaug_m, f.randaug_mstd)
+                x = normalize(video.to(device))  # (B, 3, T, H, W)
+                y = torch.as_tensor(batch["label"]).long().view(-1).to(device)
+                if mixing and x.shape[0] % 2 == 0:
+                    x, target = mix_video_batch(x, y, num_classes, g, f.mixup, f.cutmix, smoothing=f.label_smoothing)
+                else:
+                    target = smooth_one_hot(y, num_classes, f.label_smoothing)
+                lr = cosine_lr(step, total, warmup, peak, f.min_lr)
+                set_lr(opt, lr)
+                with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                    logits = ddp(x)  # (B, K)
+                loss = soft_cross_entropy(logits, target)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"finetune: non-finite loss {loss.item()} at step {step} (epoch {epoch})")
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if cfg.train.clip_grad > 0:
+                    scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.clip_grad)
+                scaler.step(opt)
+                scaler.update()
+                step += 1
+                bar.update(1)
+                if step % max(1, cfg.train.log_every) == 0 or step == total:
+                    run.log({"kind": "train", "step": step, "epoch": epoch, "lr": lr,
+                             "loss": all_reduce_mean(loss.detach().float(), info).item()})
+            last = epoch + 1 == f.epochs
+            if last or (f.eval_every and (epoch + 1) % f.eval_every == 0):
+                metrics = evaluate_views(model, val_ds, num_classes, info, device, per_rank, dtype, f.num_workers)
+                run.log({"kind": "eval", "epoch": epoch + 1, **metrics})
+                run.echo(f"epoch {epoch + 1}: top-1 {metrics['top1']:.2f}  top-5 {metrics['top5']:.2f}  "
+                         f"mean-class {metrics['mean_class']:.2f} ({f.test_clips}x{f.test_crops} views)")
+                evals.append({"epoch": epoch + 1, **metrics})
+        bar.close()
+        results = {"encoder": checkpoint or "random init", "num_classes": num_classes, "steps": step,
+                   "final": evals[-1], "evaluations": evals, "world_size": info.world_size}
+        if info.is_main:
+            state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+            atomic_write_bytes(run.file("model.safetensors"), save(state, metadata={"num_classes": str(num_classes)}))
+            atomic_write_text(run.file("results.json"), json.dumps(results, indent=1))
+        return results
+    finally:
+        cleanup(info)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -171,7 +172,9 @@ def read_clip_file(path: str | Path, act: str = "auto") -> ClipWeights:
         raise FileNotFoundError(f"teacher.weights={str(path)!r}: no such file or directory; expected {CLIP_EXPECTED}")
     if _is_torchscript(path):
         try:  # OpenAI's release: a TorchScript archive; its state dict holds plain tensors.
-            sd = dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+            with warnings.catch_warnings():  # torch.jit is deprecated, yet the only reader of OpenAI's archive
+                warnings.simplefilter("ignore", FutureWarning)
+                sd = dict(torch.jit.load(str(path), map_location="cpu").state_dict())
         except Exception as e:  # noqa: BLE001
             raise ValueError(f"teacher.weights={str(path)!r}: unreadable TorchScript archive ({e}); "
                              f"expected {CLIP_EXPECTED}") from e

@@ -23,7 +23,7 @@ import torch
 from ..config import DataConfig
 from .decode import DECODERS, VideoDecodeError, open_video
 from .lists import VideoEntry, read_video_list
-from .sampling import TooShortError, test_indices, train_indices
+from .sampling import TooShortError, eval_indices, train_indices
 from .transforms import spatial_views, train_transform
 
 __all__ = ["VideoClipDataset", "TooManyBadVideos", "collate", "item_seed", "build_video_dataset"]
@@ -121,7 +121,7 @@ class VideoClipDataset(torch.utils.data.Dataset):
                 idx = torch.stack([train_indices(length, self.num_frames, self.sampling_rate, generator,
                                                  self.min_frames) for _ in range(self.num_samples)])
             else:
-                idx = test_indices(length, self.num_frames, self.sampling_rate, self.test_views[0], self.min_frames)
+                idx = eval_indices(length, self.num_frames, self.sampling_rate, self.test_views[0], self.min_frames)
             idx = idx + offset  # (C, T) with C = num_samples or test clips
             frames = reader.get_frames(idx.flatten().tolist())  # (C * T, H, W, 3)
         c, t = idx.shape

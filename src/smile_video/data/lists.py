@@ -2,7 +2,7 @@
 
 Supported inputs (`read_video_list` picks by what it finds):
 
-- **VideoMAE format** (no header, whitespace-separated, usually named ``.csv``):
+- **VideoMAE format** (no header, whitespace-separated, usually named ``.csv``): ``path`` (unlabelled, -1),
   ``path label``, ``path total label`` (rawframes) or ``path start total label`` (VideoMAE V2).
   In the two-column form the label may also be a class name.
 - **CSV / TSV with a header**: columns found by name, e.g. ``path``/``video``/``filename`` and
@@ -182,7 +182,9 @@ def _read_videomae(path: Path, text: str, data_root: str) -> list[VideoEntry]:
         if not fields or fields[0].startswith("#"):
             continue
         where = f"{path}:{no}"
-        if len(fields) == 2:
+        if len(fields) == 1:  # a bare path: unlabelled (pretraining lists)
+            entries.append(VideoEntry(_join(data_root, fields[0]), -1))
+        elif len(fields) == 2:
             label, name = _label_value(fields[1], where)
             entries.append(VideoEntry(_join(data_root, fields[0]), -1 if label is None else label, label_name=name))
         elif len(fields) in (3, 4):
@@ -191,7 +193,7 @@ def _read_videomae(path: Path, text: str, data_root: str) -> list[VideoEntry]:
             start = nums[0] if len(fields) == 4 else None
             entries.append(VideoEntry(_join(data_root, fields[0]), nums[-1], start, nums[-2]))
         else:
-            raise ListError(f"{where}: expected `path label`, `path total label` or `path start total label` "
+            raise ListError(f"{where}: expected `path`, `path label`, `path total label` or `path start total label` "
                             f"separated by spaces, got {len(fields)} fields (paths with spaces need a CSV/TSV "
                             f"with a header or JSONL)")
     return entries
@@ -203,7 +205,7 @@ def _has_header(first_line: str, delimiter: str) -> bool:
 
 
 def _read_folder(root: Path) -> list[VideoEntry]:
-    """Every video file and frame folder under `root`; labels from the first sub-folder's name."""
+    """Every video file and frame folder under `root` in natural path order; labels from the first sub-folder."""
     items: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort(key=_natural_key)
@@ -213,6 +215,7 @@ def _read_folder(root: Path) -> list[VideoEntry]:
             dirnames[:] = []
             continue
         items.extend(here / f for f in sorted(filenames, key=_natural_key) if f.lower().endswith(VIDEO_EXTENSIONS))
+    items.sort(key=lambda p: [_natural_key(part) for part in p.relative_to(root).parts])
     if not items:
         raise ListError(f"{root}: folder holds no videos ({', '.join(VIDEO_EXTENSIONS)}) and no frame folders")
     depths = {len(p.relative_to(root).parts) for p in items}
@@ -247,7 +250,7 @@ def read_video_list(path: str | Path, data_root: str = "",
         entries = _read_jsonl(path, text, data_root)
     elif "\t" in first and _has_header(first, "\t"):
         entries = _read_table(path, text, "\t", data_root)
-    elif "," in first and _has_header(first, ","):
+    elif ("," in first or len(first.split()) == 1) and _has_header(first, ","):
         entries = _read_table(path, text, ",", data_root)
     elif "," in first and len(first.split()) == 1:
         raise ListError(f"{path}:1: comma-separated list without a header; add a header line such as "

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["TooShortError", "clip_span", "fitted_stride", "train_indices", "test_indices", "check_length"]
+__all__ = ["TooShortError", "clip_span", "fitted_stride", "train_indices", "eval_indices", "check_length"]
 
 
 class TooShortError(ValueError):
@@ -58,7 +58,7 @@ def train_indices(length: int, num_frames: int, stride: int, generator: torch.Ge
     return _clip_at(start, length, num_frames, s)
 
 
-def test_indices(length: int, num_frames: int, stride: int, num_clips: int = 1,
+def eval_indices(length: int, num_frames: int, stride: int, num_clips: int = 1,
                  min_frames: int | None = None) -> torch.Tensor:
     """`num_clips` evenly placed clips -> ``(num_clips, num_frames)`` int64 indices (deterministic)."""
     if num_clips < 1:

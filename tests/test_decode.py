@@ -1,0 +1,150 @@
+"""Decoding: mp4 round trips, frame-accurate seeks, frame folders, and clear errors for every kind of bad file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from smile_video.data.decode import (
+    FrameFolderReader,
+    PyAVReader,
+    VideoDecodeError,
+    check_video,
+    count_frames,
+    decode_frames,
+    decord_available,
+    open_video,
+)
+from smile_video.data.video_io import available_codec, read_video, write_video
+
+STEP = 4  # frame i is a flat grey of level i * STEP, so a decoded frame's mean tells its index
+
+
+def numbered_frames(n: int, h: int = 32, w: int = 32) -> np.ndarray:
+    """(n, h, w, 3) uint8, frame i a flat grey of i * STEP."""
+    return np.repeat((np.arange(n, dtype=np.uint8) * STEP)[:, None, None, None], h * w * 3, 1).reshape(n, h, w, 3)
+
+
+def frame_ids(frames: torch.Tensor) -> list[int]:
+    """(N, H, W, 3) -> the index each frame encodes."""
+    return (frames.float().mean(dim=(1, 2, 3)) / STEP).round().long().tolist()
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory) -> Path:
+    """60 frames, a keyframe every 8 frames, so reads must seek."""
+    return write_video(tmp_path_factory.mktemp("v") / "long.mp4", numbered_frames(60), fps=30, gop=8)
+
+
+@pytest.mark.parametrize("codec", sorted({available_codec(), "mpeg4"}))
+def test_write_read_round_trip(tmp_path, codec):
+    frames = numbered_frames(10, 32, 48)
+    path = write_video(tmp_path / "v.mp4", torch.from_numpy(frames), fps=12.5, codec=codec)
+    video, fps = read_video(path)
+    assert video.dtype == torch.uint8 and video.shape == (10, 32, 48, 3)
+    assert fps == pytest.approx(12.5)
+    assert frame_ids(video) == list(range(10))
+    assert (video.float() - torch.from_numpy(frames).float()).abs().mean() < 2.0
+
+
+def test_write_video_rejects_bad_input(tmp_path):
+    with pytest.raises(ValueError, match=r"even H, W"):
+        write_video(tmp_path / "odd.mp4", np.zeros((2, 31, 32, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"uint8 \(T, H, W, 3\)"):
+        write_video(tmp_path / "f.mp4", np.zeros((2, 32, 32, 3), np.float32))
+
+
+def test_selected_frames_match_a_sequential_decode(long_video):
+    everything, _ = read_video(long_video)
+    assert frame_ids(everything) == list(range(60))
+    indices = [41, 3, 59, 41, 17, 0, 33]  # any order, repeats allowed
+    got = decode_frames(long_video, indices)
+    assert got.shape == (len(indices), 32, 32, 3)
+    assert torch.equal(got, everything[indices])  # seeking gives bit-identical frames
+    assert count_frames(long_video) == 60
+
+
+def test_reader_seeks_instead_of_decoding_from_the_start(long_video):
+    with PyAVReader(long_video) as reader:
+        key = max(k for k in reader._key_indices if k <= 50)
+        assert key >= 40  # the encoder was asked for a keyframe at least every 8 frames
+        decoded = []
+        inner = reader._decode_from
+
+        def counting(seek_index):
+            for index, frame in inner(seek_index):
+                decoded.append(index)
+                yield index, frame
+
+        reader._decode_from = counting
+        assert frame_ids(reader.get_frames([50, 52])) == [50, 52]
+    assert min(decoded) == key and max(decoded) == 52  # from the keyframe before 50 to the last wanted frame
+
+
+def test_frame_folder_natural_order(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    frames = numbered_frames(12, 16, 24)
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(folder / f"img_{i + 1}.png")  # img_10 must come after img_9
+    (folder / "notes.txt").write_text("not a frame")
+    with open_video(folder) as reader:
+        assert isinstance(reader, FrameFolderReader) and reader.num_frames == 12
+        got = reader.get_frames([9, 2, 11])
+    assert torch.equal(got, torch.from_numpy(frames[[9, 2, 11]]))
+    assert check_video(folder) == 12
+
+
+def test_check_video_decodes_everything(long_video):
+    assert check_video(long_video) == 60
+    assert check_video(long_video, full=False) == 60
+
+
+def _corrupt_middle(data: bytes) -> bytes:
+    rng = np.random.default_rng(0)
+    mid = len(data) // 3
+    return data[:mid] + rng.integers(0, 256, len(data) // 3, dtype=np.uint8).tobytes() + data[2 * mid:]
+
+
+@pytest.mark.parametrize("kind, reason", [
+    ("missing", "missing: no such file"),
+    ("random", "cannot open"),
+    ("truncated", "truncated"),
+    ("corrupt", "corrupt"),
+    ("empty_folder", "no frames"),
+])
+def test_bad_files_raise_a_clear_error(tmp_path, long_video, kind, reason):
+    data = long_video.read_bytes()
+    path = tmp_path / f"{kind}.mp4"
+    if kind == "random":
+        path.write_bytes(os.urandom(4096))
+    elif kind == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "corrupt":
+        path.write_bytes(_corrupt_middle(data))
+    elif kind == "empty_folder":
+        path.mkdir()
+    with pytest.raises(VideoDecodeError, match=reason) as info:
+        check_video(path)
+    assert info.value.path == str(path) and str(info.value).startswith(str(path))
+
+
+def test_index_past_the_end(long_video):
+    with pytest.raises(VideoDecodeError, match=r"frame index 60 is outside \[0, 60\)"):
+        decode_frames(long_video, [0, 60])
+
+
+@pytest.mark.skipif(not decord_available(), reason="decord is not installed")
+def test_decord_matches_pyav(long_video):
+    indices = [5, 40, 12]
+    assert torch.equal(decode_frames(long_video, indices, "decord"), decode_frames(long_video, indices, "pyav"))
+
+
+def test_unknown_decoder(long_video):
+    with pytest.raises(ValueError, match="unknown decoder 'opencv'"):
+        open_video(long_video, "opencv")

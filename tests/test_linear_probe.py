@@ -117,3 +117,62 @@ def test_cache_is_reused_only_when_the_key_matches(tmp_path):
     assert b.skipped == 1
     _, reused_c = load_or_extract(path, cache_key(ckpt="x", list="z"), make)
     assert not reused_c and len(calls) == 2
+
+
+@pytest.fixture(scope="module")
+def mp4_lists(tmp_path_factory):
+    """Eight tiny mp4 files, two classes (a bright square moving right / a dark still one), VideoMAE-format lists."""
+    from smile_video.data.video_io import write_video
+
+    root = tmp_path_factory.mktemp("videos")
+    lines = []
+    for i in range(8):
+        label = i % 2
+        frames = torch.full((12, 40, 40, 3), 30 + 8 * i, dtype=torch.uint8)
+        for t in range(12):
+            x = (3 * t) % 28 if label == 0 else 12
+            frames[t, 12:24, x:x + 12] = 230 if label == 0 else 80
+        write_video(root / f"v{i}.mp4", frames, fps=10)
+        lines.append(f"{root / f'v{i}.mp4'} 12 {label}")
+    (root / "train.txt").write_text("\n".join(lines) + "\n")
+    (root / "val.txt").write_text("\n".join(lines[4:]) + "\n")
+    return root
+
+
+def test_probe_and_knn_cli_on_mp4_files_share_the_feature_cache(mp4_lists, tmp_path):
+    import json
+
+    from smile_video.cli import main
+    from smile_video.runlog import read_metrics
+
+    out = tmp_path / "probe"
+    common = ["--random-init", "--out", str(out), "--quiet", f"probe.train_list={mp4_lists / 'train.txt'}",
+              f"probe.val_list={mp4_lists / 'val.txt'}", "probe.sampling_rate=2", "model.img_size=32",
+              "model.num_frames=4", "model.embed_dim=32", "model.depth=1", "model.num_heads=2"]
+    assert main(["probe", *common, "probe.epochs=3", "probe.lrs=[0.001,0.01]", "probe.batch_size=4"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert [r["lr"] for r in res["per_lr"]] == [1e-3, 1e-2] and res["num_train"] == 8 and res["num_val"] == 4
+    assert res["best_lr"] in (1e-3, 1e-2) and 0.0 <= res["best"]["top1"] <= 100.0
+    assert len([r for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "probe"]) == 3
+    assert (out / "similarity.png").is_file() and (out / "config.yaml").is_file()
+    caches = sorted((out / "features").iterdir())
+    assert [p.name.split("-")[0] for p in caches] == ["train", "val"]
+    stamps = [p.stat().st_mtime_ns for p in caches]
+
+    assert main(["knn", *common, "probe.knn_k=3"]) == 0  # same encoder and lists: the cache is reused
+    assert [p.stat().st_mtime_ns for p in sorted((out / "features").iterdir())] == stamps
+    knn = json.loads((out / "results.json").read_text())
+    assert knn["k"] == 3 and 0.0 <= knn["top1"] <= 100.0
+
+    assert main(["knn", *common, "probe.knn_k=3", "probe.seed=1"]) == 0  # another random init: new features
+    assert len(list((out / "features").iterdir())) == 4
+
+
+def test_probe_cli_errors_name_the_problem(tmp_path, capsys):
+    from smile_video.cli import main
+
+    assert main(["probe", "--random-init", "--out", str(tmp_path), "probe.train_list=nope.txt",
+                 "probe.val_list=nope.txt"]) == 1
+    assert "nope.txt" in capsys.readouterr().err
+    assert main(["probe", "--random-init", "probe.knn_vote=mean"]) == 2
+    assert "probe.knn_vote" in capsys.readouterr().err

@@ -1,0 +1,129 @@
+"""Finetuning: layer-wise lr decay, mixup / cutmix, video RandAugment, and `smile finetune` end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from smile_video.cli import main
+from smile_video.config import ModelConfig
+from smile_video.eval.finetune import build_classifier
+from smile_video.eval.layer_decay import layer_decay_param_groups, layer_id
+from smile_video.eval.mixup import mix_video_batch, smooth_one_hot, soft_cross_entropy
+from smile_video.eval.video_augment import OPS, rand_augment_clip
+from smile_video.runlog import read_metrics
+
+TINY = dict(img_size=32, num_frames=4, embed_dim=32, depth=2, num_heads=2)
+
+
+def test_layer_decay_groups_have_the_right_scales():
+    cfg = ModelConfig(**TINY)
+    model, _ = build_classifier(cfg, num_classes=5, checkpoint=None, drop_path=0.1)
+    groups = layer_decay_param_groups(model, weight_decay=0.05, layer_decay=0.75, depth=cfg.depth)
+    by_name = {n: g for g in groups for n in g["names"]}
+    assert set(by_name) == {n for n, _ in model.named_parameters()}  # every parameter in exactly one group
+    assert sum(len(g["names"]) for g in groups) == len(by_name)
+    assert by_name["head.weight"]["lr_scale"] == 1.0 and by_name["fc_norm.weight"]["lr_scale"] == 1.0
+    assert by_name["patch_embed.proj.weight"]["lr_scale"] == pytest.approx(0.75 ** 3)
+    assert by_name["blocks.0.attn.qkv.weight"]["lr_scale"] == pytest.approx(0.75 ** 2)
+    assert by_name["blocks.1.mlp.fc1.weight"]["lr_scale"] == pytest.approx(0.75)
+    assert by_name["blocks.1.mlp.fc1.weight"]["weight_decay"] == 0.05
+    assert by_name["blocks.1.mlp.fc1.bias"]["weight_decay"] == 0.0
+    assert by_name["blocks.0.norm1.weight"]["weight_decay"] == 0.0
+    assert layer_id("blocks.11.attn.proj.weight", 12) == 12 and layer_id("head.bias", 12) == 13
+
+
+@pytest.mark.parametrize("mixup,cutmix", [(0.8, 1.0), (0.8, 0.0), (0.0, 1.0)])
+def test_mixed_targets_sum_to_one_and_match_the_pixels(mixup, cutmix):
+    g = torch.Generator().manual_seed(0)
+    for _ in range(6):
+        video = torch.stack([torch.full((3, 2, 8, 8), float(i)) for i in range(4)])  # sample i is constant i
+        labels = torch.tensor([0, 1, 2, 3])
+        mixed, target = mix_video_batch(video, labels, 4, g, mixup, cutmix, smoothing=0.1)
+        torch.testing.assert_close(target.sum(1), torch.ones(4))
+        assert target.shape == (4, 4) and mixed.shape == video.shape
+        # The weight of the partner (sample 3 - i) in the pixels equals its weight in the target (minus smoothing).
+        lam = 1.0 - (mixed[0] - 0.0).mean().item() / 3.0  # sample 0 mixed with sample 3
+        off = 0.1 / 4
+        assert target[0, 0].item() == pytest.approx(lam * (1 - 0.1) + off, abs=1e-5)
+        if cutmix and not mixup:
+            values = mixed[0].unique()
+            assert set(values.tolist()) <= {0.0, 3.0}  # a pasted box, not a blend
+            torch.testing.assert_close(mixed[0, :, 0], mixed[0, :, 1])  # the same box in every frame
+
+
+def test_smoothing_and_soft_cross_entropy():
+    y = smooth_one_hot(torch.tensor([2, 0]), 4, 0.1)
+    torch.testing.assert_close(y[0], torch.tensor([0.025, 0.025, 0.925, 0.025]))
+    logits = torch.randn(2, 4, generator=torch.Generator().manual_seed(0))
+    expected = torch.nn.functional.cross_entropy(logits, torch.tensor([2, 0]), label_smoothing=0.1)
+    torch.testing.assert_close(soft_cross_entropy(logits, y), expected)
+
+
+def test_rand_augment_is_identical_across_frames_and_seeded():
+    g = torch.Generator().manual_seed(0)
+    frame = torch.randint(0, 256, (3, 1, 32, 32), dtype=torch.uint8, generator=g)
+    clip = frame.expand(3, 4, 32, 32).contiguous()  # four identical frames
+    changed = 0
+    for seed in range(20):
+        out = rand_augment_clip(clip, torch.Generator().manual_seed(seed), num_ops=2, magnitude=9)
+        assert out.shape == clip.shape and out.dtype == torch.uint8
+        for t in range(1, 4):
+            assert torch.equal(out[:, t], out[:, 0]), "every frame must get the same transform"
+        changed += int(not torch.equal(out, clip))
+        again = rand_augment_clip(clip, torch.Generator().manual_seed(seed), num_ops=2, magnitude=9)
+        assert torch.equal(out, again)
+    assert changed >= 10
+    for name, op in OPS.items():  # every op keeps the clip's shape and dtype
+        out = op(clip.permute(1, 0, 2, 3), 0.9, torch.Generator().manual_seed(0))
+        assert out.shape == (4, 3, 32, 32) and out.dtype == torch.uint8, name
+
+
+@pytest.fixture(scope="module")
+def mp4_lists(tmp_path_factory):
+    """Six tiny mp4 files in two classes (bright moving square / dark still one), VideoMAE-format lists."""
+    from smile_video.data.video_io import write_video
+
+    root = tmp_path_factory.mktemp("videos")
+    lines = []
+    for i in range(6):
+        label = i % 2
+        frames = torch.full((12, 40, 40, 3), 40 + 10 * i, dtype=torch.uint8)
+        for t in range(12):
+            x = (3 * t) % 28 if label == 0 else 10
+            frames[t, 10:22, x:x + 12] = 230 if label == 0 else 90
+        write_video(root / f"v{i}.mp4", frames, fps=10)
+        lines.append(f"{root / f'v{i}.mp4'} 12 {label}")
+    (root / "train.txt").write_text("\n".join(lines) + "\n")
+    (root / "val.txt").write_text("\n".join(lines[:4]) + "\n")
+    return root
+
+
+def test_finetune_cli_runs_on_mp4_files_and_writes_metrics(mp4_lists, tmp_path):
+    out = tmp_path / "ft"
+    rc = main(["finetune", "--random-init", "--out", str(out), "--quiet",
+               f"finetune.train_list={mp4_lists / 'train.txt'}", f"finetune.val_list={mp4_lists / 'val.txt'}",
+               "finetune.epochs=2", "finetune.batch_size=2", "finetune.warmup_epochs=1", "finetune.sampling_rate=2",
+               "finetune.test_clips=2", "finetune.test_crops=2", "finetune.eval_every=1",
+               *[f"model.{k}={v}" for k, v in TINY.items()]])
+    assert rc == 0
+    records = list(read_metrics(out / "metrics.jsonl"))
+    train = [r for r in records if r["kind"] == "train"]
+    evals = [r for r in records if r["kind"] == "eval"]
+    assert len(train) == 6 and [r["step"] for r in train] == [1, 2, 3, 4, 5, 6]  # 3 steps per epoch x 2 epochs
+    lrs = [r["lr"] for r in train]
+    peak = 1e-3 * 2 / 256  # finetune.lr * batch / 256
+    assert lrs[0] == 0.0 and lrs[0] < lrs[1] < lrs[2] < lrs[3]  # linear warmup over 1 epoch (3 steps)
+    assert lrs[3] == pytest.approx(peak) and lrs[3] > lrs[4] > lrs[5]  # then cosine decay
+    assert all(r["loss"] > 0 for r in train)
+    assert len(evals) == 2 and evals[-1]["num_videos"] == 4
+    results = json.loads((out / "results.json").read_text())
+    assert results["num_classes"] == 2 and results["final"]["top1"] == evals[-1]["top1"]
+    assert (out / "model.safetensors").stat().st_size > 0 and (out / "config.yaml").is_file()
+
+
+def test_finetune_cli_rejects_a_missing_list(tmp_path):
+    assert main(["finetune", "--random-init", "--out", str(tmp_path / "x"), "--quiet"]) == 1
+    assert main(["finetune", "--out", str(tmp_path / "x"), "--quiet", "finetune.epochs=1"]) == 1  # no encoder

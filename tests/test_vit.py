@@ -1,0 +1,180 @@
+"""The student ViT: layout, positions, attention biases, masking contract, presets, activation checkpointing."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from smile_video.config import MODEL_PRESETS, ModelConfig
+from smile_video.models import PretrainModel, VideoClassifier, VideoViTEncoder, encode, sinusoid_table
+from smile_video.models.vit import Attention
+
+
+def small_cfg(**kw) -> ModelConfig:
+    base = dict(img_size=32, num_frames=4, patch_size=8, embed_dim=64, depth=2, num_heads=4, decoder_dim=32,
+                decoder_depth=1, decoder_num_heads=2)
+    return ModelConfig(**{**base, **kw})  # grid (2, 4, 4): 32 tokens
+
+
+def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Non-trivial values everywhere (biases and LayerNorms included), so that layout bugs cannot hide."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            is_norm_scale = "norm" in name and name.endswith("weight")
+            p.copy_(torch.randn(p.shape, generator=g) * 0.1 + (1.0 if is_norm_scale else 0.0))
+    return model
+
+
+def test_sinusoid_table_matches_the_videomae_formula():
+    n, d = 7, 10
+    table = sinusoid_table(n, d)
+    for pos in range(n):
+        for j in range(d):
+            angle = pos / math.pow(10000, 2 * (j // 2) / d)
+            ref = math.sin(angle) if j % 2 == 0 else math.cos(angle)
+            assert table[pos, j].item() == pytest.approx(ref, abs=1e-6)
+
+
+def test_encoder_layout_and_fixed_positions():
+    cfg = small_cfg()
+    enc = VideoViTEncoder(cfg)
+    keys = set(enc.state_dict())
+    block = ["norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.q_bias", "attn.v_bias", "attn.proj.weight",
+             "attn.proj.bias", "norm2.weight", "norm2.bias", "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight",
+             "mlp.fc2.bias"]
+    expected = {"patch_embed.proj.weight", "patch_embed.proj.bias", "norm.weight", "norm.bias"}
+    expected |= {f"blocks.{i}.{k}" for i in range(cfg.depth) for k in block}
+    assert keys == expected
+    assert enc.blocks[0].attn.qkv.bias is None
+    assert enc.blocks[0].norm1.eps == 1e-6 and enc.norm.eps == 1e-6
+    assert not any("pos_embed" in n for n, _ in enc.named_parameters())
+    assert torch.equal(enc.pos_embed[0], sinusoid_table(cfg.num_tokens, cfg.embed_dim))
+    assert "norm.weight" not in VideoViTEncoder(cfg, use_mean_pooling=True).state_dict()
+
+
+def test_attention_uses_q_and_v_bias_and_no_k_bias():
+    torch.manual_seed(0)
+    attn = randomize_(Attention(16, 2))
+    x = torch.randn(2, 5, 16)
+    Wq, Wk, Wv = attn.qkv.weight.chunk(3)
+    q = (x @ Wq.T + attn.q_bias).view(2, 5, 2, 8).transpose(1, 2)
+    k = (x @ Wk.T).view(2, 5, 2, 8).transpose(1, 2)
+    v = (x @ Wv.T + attn.v_bias).view(2, 5, 2, 8).transpose(1, 2)
+    w = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(8), dim=-1)  # (B, nh, N, N)
+    ref = attn.proj((w @ v).transpose(1, 2).reshape(2, 5, 16))
+    assert torch.allclose(attn(x), ref, atol=1e-5)
+
+
+def test_masked_tokens_do_not_influence_the_visible_ones():
+    cfg = small_cfg()
+    enc = randomize_(VideoViTEncoder(cfg)).eval()
+    x = torch.randn(2, 3, 4, 32, 32)
+    mask = torch.zeros(2, cfg.num_tokens, dtype=torch.bool)
+    mask[:, :16] = True  # the whole first tubelet (t' = 0) is masked
+    out = enc(x, mask)
+    assert out.shape == (2, 16, cfg.embed_dim)
+    y = x.clone()
+    y[:, :, :2] = torch.randn(2, 3, 2, 32, 32)  # change only the masked frames
+    assert torch.allclose(enc(y, mask), out, atol=1e-6)
+    assert not torch.allclose(enc.forward_tokens(y), enc.forward_tokens(x))
+
+
+def test_unequal_mask_counts_and_bad_shapes_are_named():
+    cfg = small_cfg()
+    enc = VideoViTEncoder(cfg)
+    x = torch.randn(2, 3, 4, 32, 32)
+    mask = torch.zeros(2, cfg.num_tokens, dtype=torch.bool)
+    mask[0, :3] = True
+    with pytest.raises(ValueError, match=r"same number of tokens.*\[3, 0\]"):
+        enc(x, mask)
+    with pytest.raises(ValueError, match="bool"):
+        enc(x, mask.long())
+    with pytest.raises(ValueError, match=r"\(B, C, T, H, W\)"):
+        enc(torch.randn(2, 3, 6, 32, 32))
+
+
+def test_pretrain_predictions_are_in_ascending_masked_order():
+    cfg = small_cfg()
+    model = randomize_(PretrainModel(cfg, target_dim=24)).eval()
+    with torch.no_grad():  # make the decoder blocks identities: each prediction is head(norm(mask_token + pos))
+        for blk in model.decoder.blocks:
+            for lin in (blk.attn.proj, blk.mlp.fc2):
+                lin.weight.zero_()
+                lin.bias.zero_()
+    g = torch.Generator().manual_seed(0)
+    mask = torch.rand(3, cfg.num_tokens, generator=g).argsort(1).argsort(1) < 20  # (B, N), 20 masked each
+    x = torch.randn(3, 3, 4, 32, 32)
+    pred = model(x, mask)
+    assert pred.shape == (3, 20, 24)
+    pos = sinusoid_table(cfg.num_tokens, cfg.decoder_dim)
+    for b in range(3):
+        idx = torch.nonzero(mask[b]).flatten()  # ascending
+        ref = model.decoder.head(model.decoder.norm(model.mask_token[0] + pos[idx]))
+        assert torch.allclose(pred[b], ref, atol=1e-5)
+    empty = torch.zeros(3, cfg.num_tokens, dtype=torch.bool)
+    assert model(x, empty).shape == (3, 0, 24)
+
+
+def test_classifier_pools_then_fc_norm():
+    cfg = small_cfg()
+    clf = randomize_(VideoClassifier(cfg, num_classes=5)).eval()
+    assert {k.split(".")[0] for k in clf.state_dict()} == {"patch_embed", "blocks", "fc_norm", "head"}
+    x = torch.randn(2, 3, 4, 32, 32)
+    feats = clf.forward_features(x)
+    assert torch.allclose(feats, clf.fc_norm(clf.forward_tokens(x).mean(1)))
+    assert torch.allclose(clf(x), clf.head(feats))
+    pooled, tokens = encode(clf, x, per_token=True)
+    assert torch.equal(pooled, feats) and tokens.shape == (2, cfg.num_tokens, cfg.embed_dim)
+
+
+@pytest.mark.parametrize("preset", sorted(MODEL_PRESETS))
+def test_every_preset_forward_backward(preset):
+    # each preset's widths and depths at a tiny input: 2 frames at 32 px (4 tokens)
+    cfg = ModelConfig(**{**MODEL_PRESETS[preset], "preset": preset, "img_size": 32, "num_frames": 2})
+    torch.manual_seed(0)
+    model = PretrainModel(cfg, target_dim=8)
+    x = torch.randn(1, 3, 2, 32, 32)
+    mask = torch.tensor([[True, False, True, False]])
+    pred = model(x, mask)
+    assert pred.shape == (1, 2, 8)
+    pred.square().mean().backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert model.encoder.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
+
+
+def test_activation_checkpointing_gives_the_same_gradients():
+    cfg = small_cfg(drop_path=0.3)
+    x = torch.randn(2, 3, 4, 32, 32)
+    mask = torch.zeros(2, cfg.num_tokens, dtype=torch.bool)
+    mask[:, 1::2] = True
+    grads, calls = [], []
+    for ckpt in (False, True):
+        torch.manual_seed(0)
+        model = PretrainModel(cfg, target_dim=8).train()
+        model.set_grad_checkpointing(ckpt)
+        counter: list[int] = []
+        model.encoder.blocks[0].register_forward_pre_hook(lambda *_, c=counter: c.append(1))
+        torch.manual_seed(1)  # drop path draws from the global generator
+        model(x, mask).square().mean().backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+        calls.append(len(counter))
+    assert calls == [1, 2]  # the checkpointed block really was recomputed in backward
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_drop_path_is_active_in_training_only():
+    cfg = small_cfg(drop_path=0.5)
+    enc = randomize_(VideoViTEncoder(cfg))
+    x = torch.randn(4, 3, 4, 32, 32)
+    enc.eval()
+    assert torch.equal(enc.forward_tokens(x), enc.forward_tokens(x))
+    enc.train()
+    torch.manual_seed(0)
+    a = enc.forward_tokens(x)
+    torch.manual_seed(1)
+    assert not torch.allclose(a, enc.forward_tokens(x))

@@ -92,24 +92,23 @@ def check_entries(entries: list[VideoEntry], decoder: str = "pyav", full: bool =
     }
 
 
-def _print_report(report: dict[str, Any], out=sys.stdout) -> None:
-    p = lambda *a: print(*a, file=out)  # noqa: E731
-    p(f"entries: {report['entries']}  ok: {report['ok']}  bad: {report['bad']}  "
+def _print_report(report: dict[str, Any]) -> None:
+    print(f"entries: {report['entries']}  ok: {report['ok']}  bad: {report['bad']}  "
       f"too short (< {report['min_frames']} frames): {report['too_short']}")
     if report["frames"]:
         f = report["frames"]
-        p(f"frames per video: min {f['min']}  median {f['median']:g}  max {f['max']}")
+        print(f"frames per video: min {f['min']}  median {f['median']:g}  max {f['max']}")
     counts = report["class_counts"]
     names = {v: k for k, v in report["label_map"].items()}
-    p(f"classes: {len(counts)}" + ("" if names else " (the list gives ids, no names)"))
+    print(f"classes: {len(counts)}" + ("" if names else " (the list gives ids, no names)"))
     for label, count in list(counts.items())[:50]:
-        p(f"  {label:>5} {names.get(int(label), ''):<30} {count}")
+        print(f"  {label:>5} {names.get(int(label), ''):<30} {count}")
     if len(counts) > 50:
-        p(f"  ... {len(counts) - 50} more (see --json)")
+        print(f"  ... {len(counts) - 50} more (see --json)")
     if report["problems"]:
-        p("problems (these files would be skipped during training):")
+        print("problems (these files would be skipped during training):")
         for r in report["problems"]:
-            p(f"  [{r['status']}] {r['path']}: {r['reason']}")
+            print(f"  [{r['status']}] {r['path']}: {r['reason']}")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -94,7 +94,7 @@ def check_entries(entries: list[VideoEntry], decoder: str = "pyav", full: bool =
 
 def _print_report(report: dict[str, Any]) -> None:
     print(f"entries: {report['entries']}  ok: {report['ok']}  bad: {report['bad']}  "
-      f"too short (< {report['min_frames']} frames): {report['too_short']}")
+          f"too short (< {report['min_frames']} frames): {report['too_short']}")
     if report["frames"]:
         f = report["frames"]
         print(f"frames per video: min {f['min']}  median {f['median']:g}  max {f['max']}")

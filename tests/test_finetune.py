@@ -127,3 +127,21 @@ def test_finetune_cli_runs_on_mp4_files_and_writes_metrics(mp4_lists, tmp_path):
 def test_finetune_cli_rejects_a_missing_list(tmp_path):
     assert main(["finetune", "--random-init", "--out", str(tmp_path / "x"), "--quiet"]) == 1
     assert main(["finetune", "--out", str(tmp_path / "x"), "--quiet", "finetune.epochs=1"]) == 1  # no encoder
+
+
+def test_classifier_starts_from_a_saved_encoder(tmp_path):
+    from smile_video.checkpoint import save_model
+    from smile_video.models import VideoViTEncoder
+
+    cfg = ModelConfig(**TINY)
+    torch.manual_seed(3)
+    encoder = VideoViTEncoder(cfg)
+    save_model(encoder, cfg, tmp_path / "enc")
+    model, out_cfg = build_classifier(cfg, num_classes=7, checkpoint=str(tmp_path / "enc"), drop_path=0.1)
+    assert out_cfg.drop_path == 0.1 and model.head.weight.shape == (7, cfg.embed_dim)
+    enc_sd = encoder.state_dict()
+    for name, value in model.state_dict().items():
+        if name.startswith(("blocks.", "patch_embed.")):
+            torch.testing.assert_close(value, enc_sd[name])
+    fresh, _ = build_classifier(cfg, num_classes=7, checkpoint=None, drop_path=0.1)
+    assert not torch.equal(fresh.blocks[0].attn.qkv.weight, model.blocks[0].attn.qkv.weight)

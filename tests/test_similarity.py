@@ -59,3 +59,28 @@ def test_two_encoders_give_different_maps_and_the_figure_is_written(tmp_path):
     assert set(data) == {"a", "b"}
     assert data["a"]["matrix"][1][1] == pytest.approx(1.0, abs=1e-5)
     assert data["b"]["off_diagonal_mean"] == pytest.approx(off_diagonal_mean(maps["b"]))
+
+
+def test_checkpoint_and_random_init_encoders_side_by_side(tmp_path):
+    from smile_video.checkpoint import save_model
+    from smile_video.config import ModelConfig
+    from smile_video.eval.features import load_frozen_encoder
+    from smile_video.models import VideoViTEncoder
+
+    cfg = ModelConfig(img_size=32, num_frames=8, embed_dim=32, depth=1, num_heads=2)
+    torch.manual_seed(5)
+    save_model(VideoViTEncoder(cfg), cfg, tmp_path / "ckpt")
+    loaded, loaded_cfg, ident = load_frozen_encoder(str(tmp_path / "ckpt"), cfg)
+    random, _, ident_random = load_frozen_encoder(None, cfg, seed=0)
+    again, _, _ = load_frozen_encoder(None, cfg, seed=0)
+    assert ident.startswith("checkpoint:") and ident_random == "random-init:0"
+    assert not any(p.requires_grad for p in loaded.parameters()) and not loaded.training  # checkably frozen
+    torch.testing.assert_close(random.state_dict(), again.state_dict())  # the random init is seeded
+    g = torch.Generator().manual_seed(0)
+    video = torch.randint(0, 256, (2, 3, 8, 32, 32), dtype=torch.uint8, generator=g)
+    batch = {"video": video, "label": torch.zeros(2, dtype=torch.long), "index": torch.arange(2)}
+    maps = {"ckpt": extract_features(loaded, [batch], loaded_cfg.grid).similarity,
+            "random init": extract_features(random, [batch], cfg.grid).similarity}
+    assert maps["ckpt"].shape == (4, 4) and (maps["ckpt"] - maps["random init"]).abs().max() > 1e-4
+    save_similarity(maps, tmp_path / "side.png")
+    assert (tmp_path / "side.png").stat().st_size > 1000

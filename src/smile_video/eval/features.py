@@ -46,8 +46,15 @@ class FeatureSet:
 
 
 def file_digest(path: str | Path, chunk: int = 1 << 22) -> str:
-    """sha256 of a file's contents."""
+    """sha256 of a file's contents; for a directory (a checkpoint or run directory), of every file's relative path,
+    size and modification time (cheap, and it changes whenever a checkpoint is rewritten)."""
+    path = Path(path)
     h = hashlib.sha256()
+    if path.is_dir():
+        for p in sorted(q for q in path.rglob("*") if q.is_file()):
+            st = p.stat()
+            h.update(f"{p.relative_to(path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        return h.hexdigest()
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 from safetensors.torch import save
-from torch import Tensor, nn
+from torch import nn
 
 from ..config import FinetuneJob, ModelConfig
 from ..data.normalize import normalize
@@ -37,33 +37,22 @@ from .video_augment import rand_augment_batch
 
 __all__ = ["build_classifier", "finetune", "evaluate_views"]
 
-ALLOWED_MISSING = {"fc_norm.weight", "fc_norm.bias", "head.weight", "head.bias"}
-ALLOWED_UNEXPECTED = {"norm.weight", "norm.bias"}  # the pretraining encoder's final norm; fc_norm replaces it
-
 
 def build_classifier(model_cfg: ModelConfig, num_classes: int, checkpoint: str | None, drop_path: float,
                      seed: int = 0) -> tuple[nn.Module, ModelConfig]:
-    """A VideoClassifier with the encoder weights of `checkpoint` (or a random init), checking the exact key sets:
-    only fc_norm.* / head.* may be missing and only the encoder's final norm.* may be left over."""
-    from ..models import VideoClassifier
-
-    state: dict[str, Tensor] | None = None
-    if checkpoint:
-        from ..checkpoint import load_encoder
-
-        encoder, model_cfg = load_encoder(checkpoint, model_cfg)
-        state = {k: v for k, v in encoder.state_dict().items() if not k.startswith("head.")}
+    """A VideoClassifier with the encoder weights of `checkpoint` (any format; `smile_video.checkpoint.init_classifier`
+    checks that only fc_norm.* / head.* are missing) or, for checkpoint=None, a random init drawn under `seed`."""
     cfg = dataclasses.replace(model_cfg, drop_path=drop_path)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = VideoClassifier(cfg, num_classes)
-    if state is not None:
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        bad_missing = set(missing) - ALLOWED_MISSING
-        bad_unexpected = set(unexpected) - ALLOWED_UNEXPECTED
-        if bad_missing or bad_unexpected:
-            raise ValueError(f"checkpoint {checkpoint!r} does not fit the classifier: missing {sorted(bad_missing)}, "
-                             f"unexpected {sorted(bad_unexpected)}")
+        torch.manual_seed(seed)  # fresh head / fc_norm (and a random-init encoder) do not depend on global state
+        if checkpoint:
+            from ..checkpoint import init_classifier
+
+            model, cfg, _ = init_classifier(checkpoint, num_classes, cfg)
+        else:
+            from ..models import VideoClassifier
+
+            model = VideoClassifier(cfg, num_classes)
     return model, cfg
 
 

@@ -76,14 +76,20 @@ def test_reader_seeks_instead_of_decoding_from_the_start(long_video):
         decoded = []
         inner = reader._decode_from
 
-        def counting(seek_index):
-            for index, frame in inner(seek_index):
+        def counting(seek_index, sequential=False):
+            for index, frame in inner(seek_index, sequential):
                 decoded.append(index)
                 yield index, frame
 
         reader._decode_from = counting
         assert frame_ids(reader.get_frames([50, 52])) == [50, 52]
     assert min(decoded) == key and max(decoded) == 52  # from the keyframe before 50 to the last wanted frame
+
+
+def test_timestamp_mismatch_falls_back_to_counting_frames(long_video):
+    with PyAVReader(long_video) as reader:
+        reader._pts_to_index = {}  # as if no decoded timestamp matched the demuxed ones
+        assert frame_ids(reader.get_frames([33, 2, 50])) == [33, 2, 50]
 
 
 def test_frame_folder_natural_order(tmp_path):

@@ -116,6 +116,7 @@ class PyAVReader(VideoReader):
             self.close()
             raise VideoDecodeError(self.path, "no video stream")
         self._stream = self._container.streams.video[0]
+        self._used = False
 
     def _index(self) -> None:
         """Demux once (no decoding): presentation timestamps and keyframe flags of every frame."""
@@ -146,16 +147,24 @@ class PyAVReader(VideoReader):
             key_pts = {p for p, k in zip(pts, keys) if k}
             self._key_indices = [i for i, p in enumerate(order) if p in key_pts]
             self._order = order
-        self._open()  # rewind: a fresh container is the most reliable "seek to the start"
+        self._used = True  # demuxing consumed the container
 
-    def _decode_from(self, seek_index: int | None):
-        """Yield (index, frame) from a keyframe at or before `seek_index` (None = from the start)."""
+    def _rewind(self) -> None:
+        """A container at the start: reopened only after use (a fresh one is the most reliable rewind)."""
+        if self._used or self._container is None:
+            self._open()
+
+    def _decode_from(self, seek_index: int | None, sequential: bool = False):
+        """Yield (index, frame) from the keyframe at `seek_index` (None = from the start). Indices come from the
+        timestamps, or, with `sequential` (or no usable timestamps), from counting frames from the start."""
+        self._rewind()
+        self._used = True
         container, stream = self._container, self._stream
-        if seek_index is not None and seek_index > 0:
+        if seek_index is not None and seek_index > 0 and not sequential:
             container.seek(self._order[seek_index], stream=stream, backward=True, any_frame=False)
         counter = 0
         for frame in container.decode(stream):
-            if self._exact:
+            if self._exact and not sequential:
                 if frame.pts is None or frame.pts not in self._pts_to_index:
                     raise _Resync()
                 yield self._pts_to_index[frame.pts], frame
@@ -173,29 +182,28 @@ class PyAVReader(VideoReader):
             want = set(wanted)
             out: dict[int, np.ndarray] = {}
             try:
-                for index, frame in self._decode_from(seek_index if attempt == 0 else None):
+                for index, frame in self._decode_from(seek_index, sequential=attempt == 1):
                     if attempt == 0 and not out and index > first:
                         raise _Resync()  # the seek overshot: start again from the beginning
                     if index in want:
                         out[index] = frame.to_ndarray(format="rgb24")
                     if index >= last:
                         break
-            except _Resync:
-                self._open()
+            except _Resync:  # timestamps disagree with the index (or the seek overshot): count from the start
                 continue
             except av.FFmpegError as e:
                 raise VideoDecodeError(self.path, f"corrupt data ({_describe(e)})") from None
-            self._open()  # leave the container at the start for the next call
             missing = sorted(want - set(out))
             if missing:
                 raise VideoDecodeError(self.path, f"truncated: frame {missing[0]} of {self.num_frames} listed "
                                                   f"frames could not be decoded")
             return out
-        raise VideoDecodeError(self.path, "timestamps do not match the demuxed frames")
+        raise AssertionError("unreachable: the sequential attempt does not resync")  # pragma: no cover
 
     def iter_frames(self, chunk: int = 32) -> Iterator[np.ndarray]:
         """One sequential decoding pass (no seeks)."""
-        self._open()
+        self._rewind()
+        self._used = True
         count = 0
         try:
             for frame in self._container.decode(self._stream):
@@ -203,8 +211,6 @@ class PyAVReader(VideoReader):
                 yield frame.to_ndarray(format="rgb24")
         except av.FFmpegError as e:
             raise VideoDecodeError(self.path, f"corrupt data at frame {count} ({_describe(e)})") from None
-        finally:
-            self._open()
         if count < self.num_frames:
             raise VideoDecodeError(self.path, f"truncated: decoded {count} of {self.num_frames} frames")
 

@@ -145,3 +145,20 @@ def test_classifier_starts_from_a_saved_encoder(tmp_path):
             torch.testing.assert_close(value, enc_sd[name])
     fresh, _ = build_classifier(cfg, num_classes=7, checkpoint=None, drop_path=0.1)
     assert not torch.equal(fresh.blocks[0].attn.qkv.weight, model.blocks[0].attn.qkv.weight)
+
+
+# Table 17: (epochs, batch, flip) per column; the rest is shared.
+TABLE17 = {"ssv2": (40, 32, False), "k400": (100, 16, True), "severe": (100, 16, True)}
+
+
+@pytest.mark.parametrize("name", sorted(TABLE17))
+def test_finetune_recipes_follow_table17(name):
+    from pathlib import Path
+
+    from smile_video.config import FinetuneJob, load_config
+
+    f = load_config(FinetuneJob, [str(Path(__file__).parent.parent / "configs" / "finetune" / f"{name}.yaml")]).finetune
+    assert (f.epochs, f.batch_size, f.flip) == TABLE17[name]
+    assert (f.lr, f.weight_decay, f.betas, f.layer_decay, f.warmup_epochs) == (1e-3, 0.05, [0.9, 0.999], 0.75, 5.0)
+    assert (f.randaug_m, f.randaug_mstd, f.label_smoothing, f.mixup, f.cutmix, f.drop_path) == (
+        9.0, 0.5, 0.1, 0.8, 1.0, 0.1)

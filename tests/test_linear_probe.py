@@ -176,3 +176,20 @@ def test_probe_cli_errors_name_the_problem(tmp_path, capsys):
     assert "nope.txt" in capsys.readouterr().err
     assert main(["probe", "--random-init", "probe.knn_vote=mean"]) == 2
     assert "probe.knn_vote" in capsys.readouterr().err
+
+
+# Table 16: (epochs, flip) per dataset; base lr 1e-3, weight decay 0.05, betas (0.9, 0.999), batch 128 for all.
+TABLE16 = {"k400": (30, True), "ucf101": (100, True), "hmdb51": (100, True), "ssv2": (50, False),
+           "gym99": (100, True), "epic": (100, True)}
+
+
+@pytest.mark.parametrize("name", sorted(TABLE16))
+def test_probe_recipes_follow_table16(name):
+    from pathlib import Path
+
+    from smile_video.config import ProbeJob, load_config
+
+    path = Path(__file__).parent.parent / "configs" / "probe" / f"{name}.yaml"
+    p = load_config(ProbeJob, [str(path)]).probe
+    assert (p.epochs, p.flip) == TABLE16[name]
+    assert (p.lrs, p.weight_decay, p.betas, p.batch_size) == ([1e-3], 0.05, [0.9, 0.999], 128)

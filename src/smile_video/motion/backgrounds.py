@@ -1,0 +1,108 @@
+"""Backgrounds for learning without natural video (paper Table 7): the clip onto which objects are pasted.
+
+- ``noise``: one uniform-noise image repeated over the T frames (the paper duplicates one noise image).
+- ``black``: zeros.
+- ``image``: a still photo repeated (embedded default: the photographs scikit-image ships; a random crop each).
+- ``frame``: one random frame of a natural clip repeated (needs `video`).
+- ``video``: the natural clip itself (needs `video`).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+__all__ = ["BACKGROUNDS", "PHOTO_FILES", "still_photos", "make_background"]
+
+BACKGROUNDS = ("noise", "black", "image", "frame", "video")
+# Photographs shipped inside the scikit-image wheel (never the ones its data module downloads).
+PHOTO_FILES = ("astronaut.png", "brick.png", "camera.png", "chelsea.png", "coffee.png", "coins.png", "grass.png",
+               "gravel.png", "hubble_deep_field.jpg", "moon.png", "motorcycle_left.png", "rocket.jpg")
+
+
+def _photo_dir() -> Path:
+    import skimage
+
+    return Path(skimage.__file__).resolve().parent / "data"
+
+
+@functools.lru_cache(maxsize=8)
+def _photos(size: int | None) -> tuple[torch.Tensor, ...]:
+    photos = []
+    for name in PHOTO_FILES:
+        path = _photo_dir() / name
+        if not path.is_file():
+            continue
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if size is not None:  # short side to `size`, centre crop to a square
+                f = size / min(im.size)
+                im = im.resize((max(size, round(im.size[0] * f)), max(size, round(im.size[1] * f))),
+                               Image.Resampling.BICUBIC)
+                left, top = (im.size[0] - size) // 2, (im.size[1] - size) // 2
+                im = im.crop((left, top, left + size, top + size))
+            photos.append(torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).contiguous())
+    if not photos:
+        raise FileNotFoundError(f"no still photos found in {str(_photo_dir())!r} (is scikit-image installed?)")
+    return tuple(photos)
+
+
+def still_photos(size: int | None = None) -> list[torch.Tensor]:
+    """The photographs scikit-image ships, as (3, H, W) uint8 RGB (grey ones replicated).
+
+    size: None keeps each photo's own size; an int resizes the short side to `size` and centre-crops a square.
+    """
+    return list(_photos(size))
+
+
+def _to_uint8(video: torch.Tensor) -> torch.Tensor:
+    if video.dtype == torch.uint8:
+        return video
+    return (video.float() * 255).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def make_background(kind: str, batch: int, num_frames: int, height: int, width: int, generator: torch.Generator,
+                    video: torch.Tensor | None = None) -> torch.Tensor:
+    """Background clips: (B, 3, T, H, W) uint8 on the generator's device (the video's device for frame/video).
+
+    video: (B, 3, T, H, W) natural clips (uint8 or float [0, 1]), needed for ``frame`` and ``video``.
+    Static kinds repeat one image over T as an expanded view; call ``.contiguous()`` before writing in place.
+    """
+    if kind not in BACKGROUNDS:
+        raise ValueError(f"unknown background {kind!r}; choose one of {BACKGROUNDS}")
+    g, device = generator, generator.device
+    shape = (batch, 3, num_frames, height, width)
+    if kind == "black":
+        return torch.zeros(1, 1, 1, 1, 1, dtype=torch.uint8, device=device).expand(shape)
+    if kind == "noise":
+        img = torch.randint(0, 256, (batch, 3, 1, height, width), generator=g, device=device, dtype=torch.uint8)
+        return img.expand(shape)
+    if kind == "image":
+        photos = still_photos(max(height, width))
+        pick = torch.randint(0, len(photos), (batch,), generator=g, device=device).tolist()
+        side = max(height, width)
+        ys = torch.randint(0, side - height + 1, (batch,), generator=g, device=device).tolist()
+        xs = torch.randint(0, side - width + 1, (batch,), generator=g, device=device).tolist()
+        imgs = torch.stack([photos[p][:, y:y + height, x:x + width] for p, y, x in zip(pick, ys, xs)])
+        return imgs.to(device).unsqueeze(2).expand(shape)  # (B, 3, T, H, W)
+    if video is None:
+        raise ValueError(f"background {kind!r} needs natural clips (video=...)")
+    if video.dim() != 5 or tuple(video.shape[:2]) != (batch, 3) or video.shape[2] < 1:
+        raise ValueError(f"background {kind!r}: video must be ({batch}, 3, T, H, W), got {tuple(video.shape)}")
+    clip = _to_uint8(video)
+    if tuple(clip.shape[-2:]) != (height, width):
+        b, c, t = clip.shape[:3]
+        clip = F.interpolate(clip.float().flatten(1, 2), size=(height, width), mode="bilinear", antialias=True,
+                             align_corners=False).round_().clamp_(0, 255).to(torch.uint8).view(b, c, t, height, width)
+    if kind == "frame":
+        idx = torch.randint(0, clip.shape[2], (batch,), generator=g, device=device).to(clip.device)
+        frames = clip[torch.arange(batch, device=clip.device), :, idx]  # (B, 3, H, W)
+        return frames.unsqueeze(2).expand(shape)
+    if clip.shape[2] != num_frames:
+        raise ValueError(f"background 'video': the clips have {clip.shape[2]} frames, expected {num_frames}")
+    return clip

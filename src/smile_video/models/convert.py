@@ -10,7 +10,9 @@ Layouts (names as in docs/models.md):
   ``VideoMAEForPreTraining`` (``videomae.`` prefix).
 
 The only non-trivial mapping is attention: ours (and the official code) keep one bias-free ``qkv`` matrix with separate
-``q_bias`` / ``v_bias``; transformers keeps ``query`` (with bias), ``key`` (no bias) and ``value`` (with bias).
+``q_bias`` / ``v_bias``; transformers keeps ``query``, ``key`` and ``value`` matrices. Its files store the biases as
+``attention.attention.q_bias`` / ``v_bias`` (transformers 4 has such parameters; transformers 5 renames them to
+``query.bias`` / ``value.bias`` when loading and back when saving), so that is what we write; we read both names.
 """
 
 from __future__ import annotations
@@ -120,10 +122,11 @@ def _hf_blocks_to_ours(sd: StateDict, src: str, dst: str, out: StateDict) -> Non
         q, k_, v = (sd.pop(p + name + "weight", None) for name in _HF_QKV)
         if q is not None and k_ is not None and v is not None:
             out[f"{dst}{i}.attn.qkv.weight"] = torch.cat([q, k_, v], dim=0)  # (3C, C)
-        if (qb := sd.pop(p + _HF_QKV[0] + "bias", None)) is not None:
-            out[f"{dst}{i}.attn.q_bias"] = qb
-        if (vb := sd.pop(p + _HF_QKV[2] + "bias", None)) is not None:
-            out[f"{dst}{i}.attn.v_bias"] = vb
+        for ours, names in (("q_bias", ("attention.attention.q_bias", _HF_QKV[0] + "bias")),
+                            ("v_bias", ("attention.attention.v_bias", _HF_QKV[2] + "bias"))):
+            for name in names:  # the serialised name (both transformers 4 and 5), then transformers 5's in-memory one
+                if (t := sd.pop(p + name, None)) is not None:
+                    out[f"{dst}{i}.attn.{ours}"] = t
         if (kb := sd.pop(p + _HF_QKV[1] + "bias", None)) is not None:
             out[f"{dst}{i}.attn.k_bias"] = kb  # not representable: surfaces as an unexpected key
         for key in [k for k in sd if k.startswith(p)]:
@@ -176,10 +179,8 @@ def ours_to_hf(sd: StateDict, prefix: str = "") -> StateDict:
                 q, k_, v_ = v.chunk(3, dim=0)  # (C, C) each
                 out[p + _HF_QKV[0] + "weight"], out[p + _HF_QKV[1] + "weight"] = q, k_
                 out[p + _HF_QKV[2] + "weight"] = v_
-            elif rest == "attn.q_bias":
-                out[p + _HF_QKV[0] + "bias"] = v
-            elif rest == "attn.v_bias":
-                out[p + _HF_QKV[2] + "bias"] = v
+            elif rest in ("attn.q_bias", "attn.v_bias"):  # serialised as in the hub checkpoints (4.x and 5.x)
+                out[p + "attention.attention." + rest[len("attn."):]] = v
             else:
                 for theirs, ours in _HF_BLOCK_SWAPS:
                     if rest.startswith(ours):

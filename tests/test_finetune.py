@@ -162,3 +162,28 @@ def test_finetune_recipes_follow_table17(name):
     assert (f.lr, f.weight_decay, f.betas, f.layer_decay, f.warmup_epochs) == (1e-3, 0.05, [0.9, 0.999], 0.75, 5.0)
     assert (f.randaug_m, f.randaug_mstd, f.label_smoothing, f.mixup, f.cutmix, f.drop_path) == (
         9.0, 0.5, 0.1, 0.8, 1.0, 0.1)
+
+
+def test_finetune_under_torchrun_with_two_ranks(mp4_lists, tmp_path):
+    """DDP on CPU (gloo): both ranks train, the multi-view scores of the val videos are gathered from both."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+           "-m", "smile_video", "finetune", "--random-init", "--out", str(out), "--quiet",
+           f"finetune.train_list={mp4_lists / 'train.txt'}", f"finetune.val_list={mp4_lists / 'val.txt'}",
+           "finetune.epochs=1", "finetune.batch_size=4", "finetune.sampling_rate=2", "finetune.test_clips=2",
+           "finetune.test_crops=1", "model.img_size=32", "model.num_frames=4", "model.embed_dim=32",
+           "model.depth=1", "model.num_heads=2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["world_size"] == 2 and results["steps"] == 1  # 6 videos // global batch 4 = 1 step
+    assert results["final"]["num_videos"] == 4  # val videos 0..3: split over the ranks, gathered

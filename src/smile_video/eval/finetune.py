@@ -100,10 +100,9 @@ def evaluate_views(model: nn.Module, dataset: Any, num_classes: int, info: DistI
     if info.enabled:
         import torch.distributed as dist
 
-        labels += 1  # -1 (unseen) -> 0, so that a sum over ranks keeps the one real label
-        for t in (sums, counts, labels):
-            dist.all_reduce(t)
-        labels -= 1
+        dist.all_reduce(sums)
+        dist.all_reduce(counts)
+        dist.all_reduce(labels, op=dist.ReduceOp.MAX)  # -1 where a rank did not see the video
     seen = counts > 0
     if not seen.any():
         raise ValueError("evaluation produced no scores: every val item was skipped")

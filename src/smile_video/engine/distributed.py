@@ -68,3 +68,16 @@ def all_reduce_sum_int(value: int, info: DistInfo) -> int:
 def cleanup(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def max_param_divergence(module: torch.nn.Module, info: DistInfo) -> float:
+    """Largest absolute difference between any rank's parameters and rank 0's (0.0 when ranks agree exactly)."""
+    if not info.enabled:
+        return 0.0
+    worst = torch.zeros(1, dtype=torch.float64)
+    for p in module.parameters():
+        ref = p.detach().clone()
+        dist.broadcast(ref, src=0)
+        worst = torch.maximum(worst, (p.detach() - ref).abs().max().double().cpu().view(1))
+    dist.all_reduce(worst, op=dist.ReduceOp.MAX)
+    return float(worst.item())

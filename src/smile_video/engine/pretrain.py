@@ -17,24 +17,29 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..checkpoint import save_model
 from ..config import PretrainJob
-from ..data.normalize import normalize
-from ..masking import make_mask
 from ..models import PretrainModel
 from ..runlog import RunDir
-from ..teachers import build_teacher, normalize_targets
+from ..teachers import build_teacher
 from .checkpoints import find_resume, load_training_state, save_checkpoint
-from .distributed import DistInfo, all_reduce_mean, all_reduce_sum_int, cleanup, init_distributed
+from .distributed import (
+    DistInfo,
+    all_reduce_mean,
+    all_reduce_sum_int,
+    cleanup,
+    init_distributed,
+    max_param_divergence,
+)
 from .optim import build_adamw, cosine_lr, set_lr
 from .plan import Plan, make_plan
 from .report import plot_loss_curve
 from .sampler import StepBatchSampler
+from .step import MicroStep
 
 
 class TrainingError(RuntimeError):
@@ -140,6 +145,8 @@ class Pretrainer:
             net = nn.parallel.DistributedDataParallel(
                 net, device_ids=[self.info.local_rank] if device.type == "cuda" else None)
         self.net = net
+        self.step_fn = MicroStep(cfg, net, self.teacher, self.bank, device, self.amp_dtype, self.scaler,
+                                 self.plan.accum_steps)
         self.tb = self._tensorboard()
 
     # ---------------------------------------------------------------------------------------------------------- I/O
@@ -181,34 +188,6 @@ class Pretrainer:
                         self.cfg.train.keep_last)
 
     # --------------------------------------------------------------------------------------------------------- step
-    def micro_step(self, video: torch.Tensor, mode: str, seed: int) -> torch.Tensor:
-        """Forward and backward of one micro-batch; returns the (detached) loss."""
-        cfg = self.cfg
-        torch.manual_seed(seed)  # drop path and any other global draw of this slot
-        gen = torch.Generator(device=self.device).manual_seed(seed)
-        b = video.shape[0]
-        alpha = None
-        if mode != "original" and self.bank is not None:
-            from ..motion import infuse_motion
-
-            if mode == "mixed":  # first half original, second half augmented
-                half = b // 2
-                aug, a = infuse_motion(video[half:], self.bank, cfg.motion, gen)
-                video = torch.cat([video[:half], aug])
-                alpha = torch.cat([a.new_zeros((half, *a.shape[1:])), a])
-            else:
-                video, alpha = infuse_motion(video, self.bank, cfg.motion, gen)
-        m = cfg.model
-        mask = make_mask(cfg.mask, b, m.grid, m.tubelet_size, m.patch_size, gen, alpha=alpha, device=self.device)
-        targets = normalize_targets(self.teacher(video), cfg.teacher.target_norm)  # (b, N, D)
-        targets = targets[mask].reshape(b, -1, targets.shape[-1])  # (b, N_masked, D)
-        x = normalize(video)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            pred = self.net(x, mask)  # (b, N_masked, D)
-        loss = F.mse_loss(pred.float(), targets.float())
-        self.scaler.scale(loss / self.plan.accum_steps).backward()
-        return loss.detach()
-
     def optimizer_step(self, batches: list[dict[str, Any]], mode: str) -> float:
         plan, info = self.plan, self.info
         pos, length, warmup = plan.schedule_position(self.step)
@@ -221,7 +200,7 @@ class Pretrainer:
             last = a == len(batches) - 1
             sync = contextlib.nullcontext() if last or not info.enabled else self.net.no_sync()
             with sync:
-                losses.append(self.micro_step(video, mode, slot_seed(self.cfg.train.seed, self.step, slot)))
+                losses.append(self.step_fn(video, mode, slot_seed(self.cfg.train.seed, self.step, slot)))
         loss = all_reduce_mean(torch.stack(losses).mean().float().cpu(), info).item()
         if not torch.isfinite(torch.tensor(loss)):
             self.optimizer.zero_grad(set_to_none=True)
@@ -287,6 +266,9 @@ class Pretrainer:
                 self.save(stage.name)
                 rd.log({"event": "stage_end", "stage": stage.name, "step": self.step})
         bar.close()
+        if self.info.enabled:  # DDP must leave every rank with the same weights
+            divergence = max_param_divergence(self.model, self.info)
+            rd.log({"event": "ddp_check", "world_size": self.info.world_size, "max_param_divergence": divergence})
         if self.info.is_main:
             save_model(self.model, cfg.model, rd.file("model"),
                        meta={"kind": "pretrain", "target_dim": self.teacher.dim, "step": self.step})

@@ -1,0 +1,140 @@
+"""Throughput and memory of one full pretraining step, per preset.
+
+A step is what `smile pretrain` does per micro-batch: motion infusion, trajectory masking, teacher targets, student
+forward and backward, AdamW update. Reports the median over timed steps, clips/s, peak memory, the FLOPs of one step
+(counted by torch's FlopCounterMode) and MFU against the peak matmul throughput measured in the same run.
+
+    python benchmarks/train_step.py                         # tiny on CPU (and vit_s, vit_b on CUDA when present)
+    python benchmarks/train_step.py --presets vit_b --batch 32 --teacher clip-random --device cuda
+
+`--teacher embedded` uses the shipped EfficientNet-Lite0; `clip-random` a randomly initialised CLIP ViT-B/16 of the
+paper's size (same cost as the real one, no weights needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from smile_video.config import PretrainJob, load_config
+from smile_video.engine.optim import build_adamw
+from smile_video.engine.step import MicroStep
+from smile_video.models import PretrainModel
+from smile_video.objects import default_bank
+from smile_video.teachers import build_teacher
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def peak_matmul_flops(device: torch.device, dtype: torch.dtype, n: int, reps: int = 10) -> float:
+    """Measured dense matmul throughput (FLOP/s): the reference that MFU is relative to."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    times = []
+    for _ in range(reps):
+        sync(device)
+        t0 = time.perf_counter()
+        a @ b
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return 2 * n**3 / statistics.median(times)
+
+
+def build_step(preset: str, teacher: str, batch: int, device: torch.device, precision: str):
+    overrides = [f"model.preset={preset}", f"train.precision={precision}"]
+    if teacher == "clip-random":
+        overrides += ["teacher.kind=clip", "teacher.weights=__random__"]
+    cfg = load_config(PretrainJob, overrides=overrides)
+    if teacher == "clip-random":
+        from smile_video.teachers.clip import random_clip_teacher
+
+        tea = random_clip_teacher(cfg.teacher, cfg.model)
+    else:
+        tea = build_teacher(cfg.teacher, cfg.model)
+    tea = tea.to(device)
+    model = PretrainModel(cfg.model, target_dim=tea.dim).to(device)
+    opt = build_adamw(model, 1e-4, 0.05, (0.9, 0.95))
+    amp = {"fp32": None, "bf16": torch.bfloat16}[precision]
+    scaler = torch.amp.GradScaler(device.type, enabled=False)
+    step = MicroStep(cfg, model, tea, default_bank("pretrain"), device, amp, scaler)
+    m = cfg.model
+    video = torch.randint(0, 256, (batch, 3, m.num_frames, m.img_size, m.img_size), dtype=torch.uint8, device=device)
+
+    def run(seed: int) -> None:
+        step(video, "augmented", seed)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return cfg, model, run
+
+
+def bench_preset(preset: str, teacher: str, batch: int, device: torch.device, precision: str, steps: int,
+                 peak: float) -> dict:
+    cfg, model, run = build_step(preset, teacher, batch, device, precision)
+    with FlopCounterMode(display=False) as counter:
+        run(0)
+    flops = counter.get_total_flops()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    run(1)
+    times = []
+    for i in range(steps):
+        sync(device)
+        t0 = time.perf_counter()
+        run(2 + i)
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    median = statistics.median(times)
+    if device.type == "cuda":
+        memory = torch.cuda.max_memory_allocated(device) / 2**30
+    else:
+        memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # process peak RSS (Linux: KiB)
+    return {"preset": preset, "teacher": teacher, "device": str(device), "precision": precision, "batch": batch,
+            "frames": cfg.model.num_frames, "size": cfg.model.img_size, "step_s_median": median,
+            "clips_per_s": batch / median, "peak_mem_gib": round(memory, 3), "tflops_per_step": flops / 1e12,
+            "mfu": flops / median / peak, "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--presets", nargs="*", default=None, help="default: tiny on CPU; vit_s vit_b on CUDA")
+    parser.add_argument("--batch", type=int, default=None, help="clips per step (default: 8 on CPU, 32 on CUDA)")
+    parser.add_argument("--teacher", default="embedded", choices=["embedded", "clip-random"])
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--json", default=None, help="also write the results here")
+    args = parser.parse_args()
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          (args.device if args.device != "auto" else "cpu"))
+    presets = args.presets or (["vit_s", "vit_b"] if device.type == "cuda" else ["tiny"])
+    batch = args.batch or (32 if device.type == "cuda" else 8)
+    precision = "bf16" if device.type == "cuda" else "fp32"
+    peak = peak_matmul_flops(device, torch.bfloat16 if device.type == "cuda" else torch.float32,
+                             8192 if device.type == "cuda" else 1024)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU x{torch.get_num_threads()} threads"
+    print(f"device: {name}; measured peak matmul {peak / 1e12:.2f} TFLOP/s ({precision})")
+    results = []
+    for preset in presets:
+        r = bench_preset(preset, args.teacher, batch, device, precision, args.steps, peak)
+        results.append(r)
+        print(f"{preset:6s} batch {batch:3d} {r['frames']}x{r['size']}px: {r['clips_per_s']:8.1f} clips/s, "
+              f"step {r['step_s_median'] * 1e3:7.1f} ms (median of {args.steps}), peak mem {r['peak_mem_gib']:.2f} GiB, "
+              f"{r['tflops_per_step']:.3f} TFLOP/step, MFU {r['mfu']:.1%}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"device": name, "peak_tflops": peak / 1e12, "results": results}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""One micro-step of SMILE pretraining: infuse motion, mask, compute targets, predict, backpropagate."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import PretrainJob
+from ..data.normalize import normalize
+from ..masking import make_mask
+from ..teachers import normalize_targets
+
+
+class MicroStep:
+    """Forward and backward of one micro-batch; the loss is divided by `accum_steps` before backward.
+
+    Args:
+        net: the student (possibly wrapped by DDP or torch.compile): ``net(x, mask) -> (B, N_masked, D)``.
+        teacher: frozen, ``teacher(raw clip) -> (B, N, D)``.
+        bank: the object bank, or None when no clip is augmented.
+    """
+
+    def __init__(self, cfg: PretrainJob, net: nn.Module, teacher: nn.Module, bank, device: torch.device,
+                 amp_dtype: torch.dtype | None, scaler: torch.amp.GradScaler, accum_steps: int = 1) -> None:
+        self.cfg, self.net, self.teacher, self.bank = cfg, net, teacher, bank
+        self.device, self.amp_dtype, self.scaler, self.accum_steps = device, amp_dtype, scaler, accum_steps
+
+    def augment(self, video: torch.Tensor, mode: str, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Raw clips (B, 3, T, H, W) -> (clips as trained on, object alpha (B, K, T, H, W) or None)."""
+        if mode == "original" or self.bank is None:
+            return video, None
+        from ..motion import infuse_motion
+
+        if mode == "mixed":  # first half original, second half augmented
+            half = video.shape[0] // 2
+            aug, alpha = infuse_motion(video[half:], self.bank, self.cfg.motion, gen)
+            return torch.cat([video[:half], aug]), torch.cat([alpha.new_zeros((half, *alpha.shape[1:])), alpha])
+        return infuse_motion(video, self.bank, self.cfg.motion, gen)
+
+    def __call__(self, video: torch.Tensor, mode: str, seed: int) -> torch.Tensor:
+        cfg, m = self.cfg, self.cfg.model
+        torch.manual_seed(seed)  # drop path and any other global draw of this slot
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        b = video.shape[0]
+        video, alpha = self.augment(video, mode, gen)
+        mask = make_mask(cfg.mask, b, m.grid, m.tubelet_size, m.patch_size, gen, alpha=alpha, device=self.device)
+        targets = normalize_targets(self.teacher(video), cfg.teacher.target_norm)  # (b, N, D)
+        targets = targets[mask].reshape(b, -1, targets.shape[-1])  # (b, N_masked, D)
+        x = normalize(video)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            pred = self.net(x, mask)  # (b, N_masked, D)
+        loss = F.mse_loss(pred.float(), targets.float())
+        self.scaler.scale(loss / self.accum_steps).backward()
+        return loss.detach()

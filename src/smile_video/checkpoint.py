@@ -44,7 +44,7 @@ from .models.vit import VideoViTEncoder
 from .runlog import atomic_write_bytes, atomic_write_text
 
 __all__ = ["LoadReport", "safe_torch_load", "save_model", "load_model", "load_encoder", "init_classifier",
-           "save_hf", "load_state", "KINDS"]
+           "save_hf", "load_state", "read_config", "KINDS"]
 
 FORMAT, VERSION = "smile-video", 1
 KINDS = ("pretrain", "encoder", "classifier")
@@ -194,6 +194,11 @@ def _read(path: str | Path, cfg: ModelConfig | None) -> tuple[StateDict, ModelCo
     sd = drop_fixed_pos_embed(hf_to_ours(raw) if layout == "hf" else raw)
     kind, meta = _guess_kind(sd)
     return sd, infer_config(sd, base=cfg), kind, meta, layout
+
+
+def read_config(path: str | Path, cfg: ModelConfig | None = None) -> ModelConfig:
+    """The model config a checkpoint holds or implies (inferred from shapes for official files)."""
+    return _read(path, cfg)[1]
 
 
 def _guess_kind(sd: StateDict) -> tuple[str, dict[str, Any]]:

@@ -14,7 +14,8 @@ def add_encoder_arguments(parser: argparse.ArgumentParser, default_out: str) -> 
     parser.add_argument("checkpoint", nargs="?", default=None, metavar="CKPT",
                         help="encoder checkpoint (any format smile reads); omit with --random-init")
     parser.add_argument("--random-init", action="store_true",
-                        help="evaluate a randomly initialised encoder described by model.* (seed: probe.seed or finetune.seed)")
+                        help="evaluate a randomly initialised encoder described by model.* "
+                             "(seed: probe.seed or finetune.seed)")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help=f"run directory (run.out_dir; default {default_out})")
     add_config_arguments(parser)

@@ -93,8 +93,8 @@ def _pick_views(feats: Tensor, generator: torch.Generator) -> Tensor:
     """(B, V, D) -> (B, D): one random view per sample (e.g. original or flipped); (B, D) is returned as is."""
     if feats.dim() == 2:
         return feats
-    choice = torch.randint(feats.shape[1], (feats.shape[0],), generator=generator)  # (B,)
-    return feats[torch.arange(feats.shape[0]), choice.to(feats.device)]
+    choice = torch.randint(feats.shape[1], (feats.shape[0],), generator=generator).to(feats.device)  # (B,)
+    return feats[torch.arange(feats.shape[0], device=feats.device), choice]
 
 
 def _heads_forward(x: Tensor, weights: list[Tensor], biases: list[Tensor]) -> Tensor:

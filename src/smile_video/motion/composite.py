@@ -98,11 +98,16 @@ def composite(video: torch.Tensor, atlas: torch.Tensor, params: MotionParams,
             c, sn, hw_, hh_ = cos[bi, k], sin[bi, k], half_w[bi, k], half_h[bi, k]  # (n, T)
             ox = x0.float() + ww / 2 - cx[bi, k]  # (n, T) window centre minus object centre
             oy = y0.float() + hh / 2 - cy[bi, k]
-            theta = torch.stack([
-                torch.stack([c * ww / 2 / hw_, -sn * hh / 2 / hw_, (c * ox - sn * oy) / hw_], -1),
-                torch.stack([sn * ww / 2 / hh_, c * hh / 2 / hh_, (sn * ox + c * oy) / hh_], -1),
-            ], -2)  # (n, T, 2, 3)
-            grid = F.affine_grid(theta.view(n * T, 2, 3), [n * T, 1, hh, ww], align_corners=False)  # (nT, hh, ww, 2)
+            # grid = (ax u' + bx v' + cx, ay u' + by v' + cy) with u', v' the window-normalised pixel centres
+            un = ((torch.arange(ww, device=device, dtype=torch.float32) * 2 + 1) / ww - 1).view(1, 1, 1, ww)
+            vn = ((torch.arange(hh, device=device, dtype=torch.float32) * 2 + 1) / hh - 1).view(1, 1, hh, 1)
+            grid = torch.empty(n, T, hh, ww, 2, device=device)  # (n, T, hh, ww, 2)
+            for j, (ax, bx, cx_) in enumerate((
+                (c * ww / 2 / hw_, -sn * hh / 2 / hw_, (c * ox - sn * oy) / hw_),
+                (sn * ww / 2 / hh_, c * hh / 2 / hh_, (sn * ox + c * oy) / hh_),
+            )):
+                row = ax.view(n, T, 1, 1) * un + cx_.view(n, T, 1, 1)  # (n, T, 1, ww)
+                torch.add(row, bx.view(n, T, 1, 1) * vn, out=grid[..., j])  # (n, T, hh, ww)
             sprite = atlas[params.object_ids[bi, k]].float().div_(255)  # (n, 4, A, A) straight RGBA
             sprite[:, :3] *= sprite[:, 3:]  # premultiplied: bilinear filtering without dark fringes
             warped = F.grid_sample(sprite, grid.view(n, T * hh, ww, 2), mode="bilinear", padding_mode="zeros",

@@ -1,0 +1,123 @@
+"""Motion-infusion throughput: batched compositing (CPU at 1 thread and all threads, CUDA when present) against a
+straightforward per-frame PIL reference (resize, rotate and paste each object in each frame), same motion params.
+
+    python benchmarks/motion.py                       # the issue's setting: batch 32, 16 x 224 x 224, 2 objects
+    python benchmarks/motion.py --batch 8 --json out.json
+
+Prints clips/s (median over repeats) and writes them as JSON when asked. The PIL reference is single-threaded by
+nature, so "per CPU core" compares it with our 1-thread figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+from smile_video.config import MotionConfig
+from smile_video.motion import MotionParams, atlas_size_for, composite, infuse_motion, sample_motion
+from smile_video.objects import default_bank
+
+
+def pil_reference(video: torch.Tensor, sprites: list[Image.Image], params: MotionParams) -> torch.Tensor:
+    """The per-frame way: for each clip, frame and object, resize the sprite, rotate it (expand) and paste it
+    with its own alpha as the mask. video: (B, 3, T, H, W) uint8 -> same."""
+    out = video.permute(0, 2, 3, 4, 1).numpy().copy()  # (B, T, H, W, 3)
+    ids, centers = params.object_ids.tolist(), params.centers.tolist()
+    angles, scales, sizes = params.angles.tolist(), params.scales.tolist(), params.sizes.tolist()
+    for b in range(params.batch):
+        for t in range(params.num_frames):
+            frame = Image.fromarray(out[b, t])
+            for k in range(params.num_objects):
+                s = scales[b][k][t]
+                w, h = max(1, round(sizes[b][k][0] * s)), max(1, round(sizes[b][k][1] * s))
+                obj = sprites[ids[b][k]].resize((w, h), Image.Resampling.BILINEAR)
+                obj = obj.rotate(angles[b][k][t], resample=Image.Resampling.BILINEAR, expand=True)
+                cx, cy = centers[b][k][t]
+                frame.paste(obj, (round(cx - obj.width / 2), round(cy - obj.height / 2)), obj)
+            out[b, t] = np.asarray(frame)
+    return torch.from_numpy(out).permute(0, 4, 1, 2, 3)
+
+
+def _time(fn, repeats: int, sync=lambda: None) -> float:
+    fn()  # warm-up (atlas upload, allocator, kernels)
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--frames", type=int, default=16)
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--objects", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--reference-clips", type=int, default=8, help="clips the PIL reference composites per repeat")
+    p.add_argument("--devices", default="cpu1,cpu,cuda", help="comma list of cpu1 (1 thread), cpu (all), cuda")
+    p.add_argument("--json", default=None, help="write the results here")
+    args = p.parse_args()
+
+    cfg = MotionConfig(num_objects=args.objects)
+    bank = default_bank("pretrain")
+    g = torch.Generator().manual_seed(0)
+    B, T, S = args.batch, args.frames, args.size
+    video = torch.randint(0, 256, (B, 3, T, S, S), dtype=torch.uint8, generator=g)
+    params = sample_motion(B, T, S, S, len(bank), cfg, g)
+    a_size = atlas_size_for(cfg, S, S, bank.max_side)
+    results: dict[str, object] = {
+        "batch": B, "frames": T, "size": S, "objects": args.objects, "atlas": a_size, "bank_objects": len(bank),
+        "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
+    }
+
+    # the PIL reference (single thread), on a few clips of the same batch
+    n_ref = min(args.reference_clips, B)
+    sprites = [Image.fromarray(s.permute(1, 2, 0).numpy(), "RGBA") for s in bank.sprites]
+    sub = MotionParams(*(getattr(params, f)[:n_ref] for f in ("object_ids", "centers", "angles", "scales", "sizes")))
+    ref = _time(lambda: pil_reference(video[:n_ref], sprites, sub), max(1, args.repeats // 2))
+    results["pil_reference_clips_per_s"] = n_ref / ref
+    print(f"PIL per-frame reference (1 thread): {n_ref / ref:8.1f} clips/s")
+
+    all_threads = torch.get_num_threads()
+    for dev in args.devices.split(","):
+        if dev == "cuda" and not torch.cuda.is_available():
+            print("cuda: not available, skipped")
+            continue
+        if dev in ("cpu1", "cpu"):
+            torch.set_num_threads(1 if dev == "cpu1" else all_threads)
+            device, sync, label = torch.device("cpu"), (lambda: None), f"cpu x{torch.get_num_threads()} threads"
+        elif dev == "cuda":
+            device, sync = torch.device("cuda"), torch.cuda.synchronize
+            label = f"cuda ({torch.cuda.get_device_name()})"
+        else:
+            raise SystemExit(f"unknown device {dev!r}")
+        v, atlas, pr = video.to(device), bank.atlas(a_size, device), params.to(device)
+        sec = _time(lambda v=v, atlas=atlas, pr=pr: composite(v, atlas, pr), args.repeats, sync)
+        gd = torch.Generator(device=device).manual_seed(1) if device.type == "cuda" else torch.Generator()
+        cfg.device = device.type
+        full = _time(lambda v=v, gd=gd: infuse_motion(v, bank, cfg, gd), args.repeats, sync)
+        results[f"{dev}_composite_clips_per_s"] = B / sec
+        results[f"{dev}_infuse_clips_per_s"] = B / full
+        results[f"{dev}_label"] = label
+        print(f"{label:40s} composite {B / sec:8.1f} clips/s   sample+composite {B / full:8.1f} clips/s   "
+              f"({B / sec / results['pil_reference_clips_per_s']:.1f}x the PIL reference)")
+    torch.set_num_threads(all_threads)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -150,8 +150,8 @@ class MotionConfig:
     scale_min: float = 0.5  # (section 4.1)
     scale_max: float = 1.5
     trajectory: str = "paper"  # paper (M points, Gaussian kappa, downsample) | official (released code)
-    num_points: int = 256  # M >> T
-    kappa: float = 16.0  # Gaussian smoothing factor, in points of the M-point path
+    num_points: int = 128  # M >> T (paper trajectory; docs/motion.md justifies M = 128, kappa = 8)
+    kappa: float = 8.0  # Gaussian smoothing factor (std), in points of the M-point path
     device: str = "auto"  # where compositing runs: auto (the training device) | cpu | cuda
 
     def validate(self) -> None:
@@ -467,6 +467,11 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -501,18 +506,11 @@ def _merge(obj: Any, data: dict[str, Any], prefix: str = "") -> None:
 
 
 def _parse_value(text: str) -> Any:
-    """Parse an override's value as YAML (so 3 -> int, 1e-3 -> float, [1,2] -> list, abc -> str)."""
+    """Parse an override's value as YAML (so 3 -> int, 1.0e-3 -> float, [1,2] -> list, abc -> str)."""
     try:
-        value = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError:
         return text
-    # YAML reads "1e-3" as a string (no dot); accept it as a float.
-    if isinstance(value, str):
-        try:
-            return float(value) if any(c in value for c in "eE.") and value.strip() not in ("", ".") else value
-        except ValueError:
-            return value
-    return value
 
 
 def _overrides_to_dict(overrides: list[str]) -> dict[str, Any]:

@@ -1,0 +1,267 @@
+"""The embedded benchmark: real mp4 files and lists, balanced classes that differ as intended, held-out objects
+only, determinism and idempotence."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from smile_video.data.lists import class_counts, read_label_map, read_video_list
+from smile_video.data.video_io import read_video
+from smile_video.eval.benchmark import (
+    BenchmarkSpec,
+    generate_benchmark,
+    heldout_bank,
+    render_appearance_task,
+    render_motion_task,
+)
+from smile_video.eval.benchmark_tasks import (
+    MOTION_CLASSES,
+    Anchors,
+    motion_class_params,
+    object_family,
+    rotation_symmetry,
+    wrap_copies,
+)
+from smile_video.motion import composite
+from smile_video.objects import default_bank, split_of
+
+# What each class name promises, written out independently of the generator's table: (dx, dy) with y down,
+# rotation sense (+1 = anticlockwise on screen), growth sense.
+NAMED = {"move_right": ((1, 0), 0, 0), "move_left": ((-1, 0), 0, 0), "move_down": ((0, 1), 0, 0),
+         "move_up": ((0, -1), 0, 0), "rotate_clockwise": ((0, 0), -1, 0), "rotate_anticlockwise": ((0, 0), 1, 0),
+         "grow": ((0, 0), 0, 1), "shrink": ((0, 0), 0, -1)}
+TINY = dict(num_frames=6, size=32, train_per_class=2, val_per_class=1, object_size=(0.3, 0.4))
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    return root, generate_benchmark(root, BenchmarkSpec(**TINY))
+
+
+# ------------------------------------------------------------------------------------------------------------
+def test_files_and_lists_decode_through_the_data_path(bench):
+    root, lists = bench
+    assert set(lists) == {"motion", "appearance"}
+    for task, tl in lists.items():
+        names = read_label_map(root / task / "classes.txt")
+        assert list(names) == tl.classes and list(names.values()) == list(range(len(tl.classes)))
+        assert json.loads((root / task / "labels.json").read_text()) == names
+        for split, per_class in (("train", 2), ("val", 1)):
+            entries = read_video_list(getattr(tl, split), data_root=str(root))
+            assert class_counts(entries) == {c: per_class for c in range(len(tl.classes))}
+            for e in entries[:: max(1, len(entries) // 5)]:
+                frames, fps = read_video(e.path)
+                assert tuple(frames.shape) == (6, 32, 32, 3) and frames.dtype == torch.uint8
+                assert fps == pytest.approx(8.0)
+    assert len(lists["motion"].classes) >= 8
+
+
+def test_decoded_clips_match_the_rendered_ones(bench):
+    root, _ = bench
+    video, _, _, _ = render_motion_task(BenchmarkSpec(**TINY), "train")  # (C, n, 3, T, S, S)
+    decoded, _ = read_video(root / "motion/train/rotate_clockwise_0001.mp4")  # (T, S, S, 3)
+    c = list(MOTION_CLASSES).index("rotate_clockwise")
+    err = (decoded.permute(3, 0, 1, 2).float() - video[c, 1].float()).abs().mean()
+    assert err < 6.0  # x264 at CRF 18: a few grey levels
+    other = (decoded.permute(3, 0, 1, 2).float() - video[c, 0].float()).abs().mean()
+    assert other > 3 * err  # and a different clip is far from it
+
+
+def test_heldout_objects_only(bench):
+    root, _ = bench
+    heldout, pretrain = set(default_bank("heldout").names), set(default_bank("pretrain").names)
+    for task in ("motion", "appearance"):
+        for split in ("train", "val"):
+            for line in (root / task / f"{split}_meta.jsonl").read_text().splitlines():
+                rec = json.loads(line)
+                assert rec["objects"], rec
+                assert all(split_of(n) == "heldout" and n in heldout and n not in pretrain for n in rec["objects"])
+
+
+def test_motion_classes_share_appearance(bench):
+    """Clip i of every motion class shows the same objects: per-class object histograms are identical."""
+    root, lists = bench
+    recs = [json.loads(x) for x in (root / "motion/train_meta.jsonl").read_text().splitlines()]
+    by_class: dict[int, list] = {}
+    for r in recs:
+        by_class.setdefault(r["label"], []).append(r["objects"])
+    first = by_class[0]
+    assert len(by_class) == len(lists["motion"].classes)
+    assert all(v == first for v in by_class.values())
+
+
+def test_appearance_clips_show_their_family_evenly():
+    spec = BenchmarkSpec(**{**TINY, "train_per_class": 12})
+    bank = heldout_bank()
+    _, labels, ids, classes = render_appearance_task(spec, "train", bank)
+    assert len(classes) == 8 and len(set(classes)) == 8
+    for c, name in enumerate(classes):
+        fams = {object_family(bank.categories[int(bank.labels[i])]) for i in ids[c]}
+        assert fams == {name}
+        counts = torch.bincount(ids[c]).tolist()
+        used = [k for k in counts if k]
+        assert max(used) - min(used) <= 1  # objects used in turn
+    assert torch.equal(labels, torch.arange(8).view(8, 1).expand(8, 12))
+
+
+# ------------------------------------------------------------------------------------------------------------
+def _circular_centroid(a: torch.Tensor) -> torch.Tensor:
+    """a: (T, S, S) alpha on a torus -> (T, 2) circular mean position (x, y) in pixels."""
+    S = a.shape[-1]
+    ang = torch.arange(S) * 2 * math.pi / S
+    out = []
+    for dim in (-1, -2):  # x, y
+        m = a.sum(dim=-2 if dim == -1 else -1)  # (T, S) marginal along the axis
+        th = torch.atan2((m * ang.sin()).sum(-1), (m * ang.cos()).sum(-1))
+        out.append(torch.remainder(th, 2 * math.pi) * S / (2 * math.pi))
+    return torch.stack(out, -1)
+
+
+def _step(p: torch.Tensor, S: int) -> torch.Tensor:
+    d = p[1:] - p[:-1]
+    return torch.remainder(d + S / 2, S) - S / 2  # shortest displacement on the torus
+
+
+def _rot_about_center(x: torch.Tensor, deg: float) -> torch.Tensor:
+    """Rotate (C, S, S) images counter-clockwise on screen by `deg` about the image centre."""
+    a = math.radians(deg)  # affine_grid maps output to input: the inverse rotation, written for y pointing down
+    theta = torch.tensor([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0]])
+    grid = F.affine_grid(theta[None], [1, *x.shape], align_corners=False)
+    return F.grid_sample(x[None], grid, align_corners=False)[0]
+
+
+def test_motion_classes_move_as_named():
+    spec = BenchmarkSpec(num_frames=8, size=48, train_per_class=4, val_per_class=4, num_objects=1,
+                         object_size=(0.3, 0.4), seed=3)
+    video, _, _, alpha = render_motion_task(spec, "val", with_alpha=True)
+    S, T = spec.size, spec.num_frames
+    px_step = spec.travel * S / (T - 1)
+    deg_step = spec.rotation / (T - 1)
+    assert set(spec.motion_classes) == set(NAMED)
+    for c, name in enumerate(spec.motion_classes):
+        (dx, dy), spin, grow = NAMED[name]
+        for i in range(spec.val_per_class):
+            a = alpha[c, i, 0]  # (T, S, S)
+            steps = _step(_circular_centroid(a), S)  # (T - 1, 2)
+            if dx or dy:  # a constant step the class's way
+                want = torch.tensor([dx, dy]) * px_step
+                assert torch.allclose(steps, want.expand_as(steps), atol=0.6), (name, i, steps)
+            else:  # no travel: only the sprite's alpha centroid turning or scaling about the cell centre
+                assert float(steps.sum(0).norm()) < 0.2 * spec.travel * S, (name, i, steps)
+            area = a.sum((-1, -2))  # (T,)
+            ratio = float(area[-1] / area[0])
+            assert ratio == pytest.approx(spec.scale_ratio ** (2 * grow), rel=0.12), (name, i, ratio)
+            if spin:
+                # the object at t + 1 matches the object at t turned by the class's sense better than the other way
+                votes = 0
+                for t in range(T - 1):
+                    crops = []
+                    for tt in (t, t + 1):
+                        cx, cy = _circular_centroid(a[tt:tt + 1])[0].tolist()
+                        obj = (video[c, i, :, tt].float() / 255) * a[tt]  # (3, S, S) premultiplied object
+                        crops.append(torch.roll(obj, (round(S / 2 - cy), round(S / 2 - cx)), (-2, -1)))
+                    err = {s: (_rot_about_center(crops[0], s * deg_step) - crops[1]).abs().mean() for s in (1, -1)}
+                    votes += int(err[spin] < err[-spin])
+                assert votes >= T - 2, (name, i, votes)
+
+
+def test_motion_params_are_the_class_motion_about_the_anchor():
+    g = torch.Generator().manual_seed(0)
+    anchors = Anchors(torch.zeros(3, 2, dtype=torch.long), torch.full((3, 2, 2), 10.0),
+                      torch.rand(3, 2, 2, generator=g) * 64, torch.rand(3, 2, generator=g) * 360 - 180)
+    for name, ((dx, dy), spin, grow) in NAMED.items():
+        p = motion_class_params(anchors, name, 5, 64, travel=0.25, rotation=180.0, scale_ratio=2.0)
+        mid = 2  # the middle frame is the anchor pose
+        assert torch.allclose(p.centers[:, :, mid], anchors.centers) and torch.allclose(p.angles[:, :, mid],
+                                                                                       anchors.angles)
+        assert torch.allclose(p.scales[:, :, mid], torch.ones(3, 2))
+        assert torch.allclose(p.angles[:, :, -1] - p.angles[:, :, 0], torch.full((3, 2), 180.0 * spin))
+        assert torch.allclose(p.scales[:, :, -1] / p.scales[:, :, 0], torch.full((3, 2), 2.0 ** grow))
+        assert bool((p.centers >= 0).all() and (p.centers < 64).all())
+        d = torch.remainder(p.centers[:, :, -1] - p.centers[:, :, 0] + 32, 64) - 32
+        assert torch.allclose(d, torch.tensor([dx, dy], dtype=torch.float) * 16, atol=1e-4)
+
+
+def test_wrap_copies_keep_an_object_whole_across_the_border():
+    atlas = torch.zeros(1, 4, 16, 16, dtype=torch.uint8)
+    atlas[0, :, 2:14, 2:14] = 255  # an opaque white square
+    base = Anchors(torch.zeros(1, 1, dtype=torch.long), torch.full((1, 1, 2), 12.0), torch.tensor([[[16.0, 16.0]]]),
+                   torch.zeros(1, 1))
+    edge = Anchors(base.object_ids, base.sizes, torch.tensor([[[0.5, 31.0]]]), base.angles)
+    bg = torch.zeros(1, 3, 2, 32, 32, dtype=torch.uint8)
+    areas = []
+    for anchors in (base, edge):
+        p = wrap_copies(motion_class_params(anchors, "grow", 2, 32, 0.5, 180.0, 1.0), 32)
+        assert p.num_objects == 4
+        v, a = composite(bg, atlas, p)
+        areas.append(float(a.sum()))
+        if anchors is edge:  # the square shows in all four corners
+            for ys, xs in ((slice(0, 3), slice(0, 3)), (slice(0, 3), slice(29, 32)), (slice(29, 32), slice(0, 3)),
+                           (slice(29, 32), slice(29, 32))):
+                assert v[0, 0, 0, ys, xs].float().mean() > 200
+    assert areas[1] == pytest.approx(areas[0], rel=0.02)
+
+
+def test_rotation_symmetry_flags_discs_not_arrows():
+    S = 32
+    yy, xx = torch.meshgrid(torch.arange(S) - 15.5, torch.arange(S) - 15.5, indexing="ij")
+    disc = torch.zeros(4, S, S, dtype=torch.uint8)
+    disc[:, (xx ** 2 + yy ** 2) < 12 ** 2] = 255
+    arrow = torch.zeros(4, S, S, dtype=torch.uint8)
+    arrow[:, 12:20, 2:30] = 255
+    arrow[:, 4:28, 22:26] = 255
+    score = rotation_symmetry(torch.stack([disc, arrow]), 30.0)
+    assert score[0] < 0.06 < score[1]
+
+
+def test_family_rules():
+    assert object_family("flag US") == "flag"
+    assert object_family("openmoji extra E008") == "extra"
+    assert object_family("cat face") == "animal"  # first matching rule wins
+    assert object_family("astonished face") == "face"
+    assert object_family("shape hexagon") == "shape"
+    assert object_family("zzz qqq") is None
+
+
+# ------------------------------------------------------------------------------------------------------------
+def test_idempotent_and_regenerates_when_the_spec_changes(tmp_path):
+    spec = BenchmarkSpec(**{**TINY, "train_per_class": 1, "motion_classes": ("move_left", "grow")})
+    lists = generate_benchmark(tmp_path, spec, tasks=("motion",))
+    clip = tmp_path / "motion/train/grow_0000.mp4"
+    stamp = clip.stat().st_mtime_ns
+    assert generate_benchmark(tmp_path, spec, tasks=("motion",)) == lists
+    assert clip.stat().st_mtime_ns == stamp
+    clip.unlink()  # a damaged benchmark is made again
+    generate_benchmark(tmp_path, spec, tasks=("motion",))
+    assert clip.is_file()
+    other = BenchmarkSpec(**{**TINY, "train_per_class": 1, "motion_classes": ("move_up", "grow")})
+    generate_benchmark(tmp_path, other, tasks=("motion",))
+    assert not (tmp_path / "motion/train/move_left_0000.mp4").exists()  # stale clips removed
+    assert json.loads((tmp_path / "spec.json").read_text())["spec"]["motion_classes"] == ["move_up", "grow"]
+
+
+def test_same_seed_same_frames_other_seed_other_frames(tmp_path):
+    spec = BenchmarkSpec(**{**TINY, "train_per_class": 1, "motion_classes": ("move_right", "shrink")})
+    generate_benchmark(tmp_path / "a", spec)
+    generate_benchmark(tmp_path / "b", spec)
+    generate_benchmark(tmp_path / "c", BenchmarkSpec(**{**TINY, "train_per_class": 1, "seed": 1,
+                                                         "motion_classes": ("move_right", "shrink")}))
+    for rel in ("motion/val/shrink_0000.mp4", "appearance/train/animal_0000.mp4"):
+        a, b, c = (read_video(tmp_path / x / rel)[0] for x in "abc")
+        assert torch.equal(a, b)
+        assert not torch.equal(a, c)
+
+
+def test_bad_spec_is_rejected_by_name(tmp_path):
+    with pytest.raises(ValueError, match="size"):
+        generate_benchmark(tmp_path, BenchmarkSpec(size=33))
+    with pytest.raises(ValueError, match="motion_classes"):
+        generate_benchmark(tmp_path, BenchmarkSpec(motion_classes=("move_right", "jump")))
+    with pytest.raises(ValueError, match="unknown tasks"):
+        generate_benchmark(tmp_path, BenchmarkSpec(), tasks=("colour",))

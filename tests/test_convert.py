@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from smile_video.checkpoint import load_model, save_hf
+from smile_video.checkpoint import hf_bias_style, load_model, save_hf
 from smile_video.config import ModelConfig
 from smile_video.models import PretrainModel, VideoClassifier, VideoViTEncoder, sinusoid_table
 from smile_video.models.convert import (
@@ -62,9 +62,10 @@ def test_encoder_parity_with_videomae_model(tmp_path):
     layer = hf.encoder.layer[1].attention.attention
     assert torch.equal(layer.query.bias, enc.blocks[1].attn.q_bias)  # q and v biases survive the trip
     assert torch.equal(layer.value.bias, enc.blocks[1].attn.v_bias)
-    assert layer.key.bias is None
+    assert layer.key.bias is None or not layer.key.bias.any()  # transformers 5.17 has a (zero) key bias
     on_disk = load_file(str(tmp_path / "model.safetensors"))
-    assert "encoder.layer.1.attention.attention.q_bias" in on_disk  # the name transformers 4 and 5 both read
+    name = {"hub": "attention.attention.q_bias", "linear": "attention.attention.query.bias"}[hf_bias_style()]
+    assert f"encoder.layer.1.{name}" in on_disk  # the spelling the installed transformers reads
     x = clip()
     with torch.no_grad():
         ours = enc.forward_tokens(x)
@@ -137,14 +138,29 @@ def test_import_videomae_for_pretraining(tmp_path):
         assert (model.eval()(x, mask) - theirs).abs().max() <= 1e-4
 
 
-def test_hf_key_mapping_round_trips_exactly():
+@pytest.mark.parametrize("style", ["hub", "linear"])
+def test_hf_key_mapping_round_trips_exactly(style):
     clf = randomize_(VideoClassifier(CFG, num_classes=4))
     sd = clf.state_dict()
     for prefix in ("", "videomae."):
-        hf = ours_to_hf(sd, prefix=prefix)
+        hf = ours_to_hf(sd, prefix=prefix, bias_style=style)
         assert detect_layout(hf) == "hf"
+        key_bias = f"{prefix}encoder.layer.0.attention.attention.key.bias"
+        assert (key_bias in hf) == (style == "linear") and (style == "hub" or not hf[key_bias].any())
         back = hf_to_ours(hf)
         assert back.keys() == sd.keys() and all(torch.equal(back[k], sd[k]) for k in sd)
+
+
+def test_a_key_bias_does_not_change_attention():
+    """Why hf_to_ours may drop transformers' key.bias: q . (k + b) shifts a query's scores by a constant."""
+    attn = randomize_(VideoViTEncoder(CFG)).blocks[0].attn
+    x = torch.randn(2, 6, CFG.embed_dim)
+    with torch.no_grad():
+        ref = attn(x)
+        bias = torch.cat([attn.q_bias, torch.randn(64), attn.v_bias])  # a random key bias
+        q, k, v = torch.nn.functional.linear(x, attn.qkv.weight, bias).view(2, 6, 3, 4, 16).permute(2, 0, 3, 1, 4)
+        out = attn.proj(torch.nn.functional.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(2, 6, 64))
+    assert torch.allclose(out, ref, atol=1e-5)
 
 
 def test_unwrap_prefixes_and_layouts():
@@ -166,8 +182,13 @@ def test_infer_config_from_shapes():
     for name in ("embed_dim", "depth", "patch_size", "tubelet_size", "mlp_ratio", "decoder_dim", "decoder_depth",
                  "num_heads", "decoder_num_heads"):
         assert getattr(cfg, name) == getattr(CFG, name), name
-    guessed = infer_config(model.state_dict())  # width 64: the tiny preset's 2 heads
-    assert guessed.num_heads == 2 and guessed.img_size == 64
     with_base = infer_config(model.state_dict(), base=CFG)
     assert with_base.img_size == 32 and with_base.num_heads == 4
+    # a ViT-S-wide encoder (one block is enough): heads, input size and frames from the ViT-S convention
+    vit_s = VideoViTEncoder(ModelConfig(img_size=32, num_frames=2, embed_dim=384, depth=1, num_heads=1,
+                                        decoder_dim=32, decoder_num_heads=1)).state_dict()
+    guessed = infer_config(vit_s)
+    assert (guessed.embed_dim, guessed.depth, guessed.num_heads) == (384, 1, 6)
+    assert (guessed.img_size, guessed.num_frames) == (224, 16)
     assert [conventional_heads(d) for d in (192, 384, 768, 1024, 1280, 512)] == [3, 6, 12, 16, 16, 8]
+    assert conventional_heads(1024 + 64) == 17 and conventional_heads(48) == 3 and conventional_heads(7) == 1

@@ -12,10 +12,14 @@ Face VideoMAE directories. Pickles are opened with ``weights_only=True`` and onl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import functools
+import io
 import json
 import pickle
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +48,7 @@ from .models.vit import VideoViTEncoder
 from .runlog import atomic_write_bytes, atomic_write_text
 
 __all__ = ["LoadReport", "safe_torch_load", "save_model", "load_model", "load_encoder", "init_classifier",
-           "save_hf", "load_state", "read_config", "KINDS"]
+           "save_hf", "hf_bias_style", "load_state", "read_config", "KINDS"]
 
 FORMAT, VERSION = "smile-video", 1
 KINDS = ("pretrain", "encoder", "classifier")
@@ -278,11 +282,32 @@ def init_classifier(path: str | Path, num_classes: int, cfg: ModelConfig | None 
     return model, model_cfg, report
 
 
-def save_hf(model: nn.Module, cfg: ModelConfig, out_dir: str | Path, labels: list[str] | None = None) -> str:
+@functools.lru_cache(maxsize=1)
+def hf_bias_style() -> str:
+    """How the installed transformers serialises VideoMAE's q/v biases: ``"hub"`` (``q_bias`` / ``v_bias``, also
+    when transformers is not installed) or ``"linear"`` (``query.bias`` / ``key.bias`` / ``value.bias``).
+
+    Found by saving a one-layer model and reading the names back: what a version writes is what it reads.
+    """
+    try:
+        import transformers
+    except ImportError:
+        return "hub"
+    tiny = transformers.VideoMAEConfig(image_size=16, patch_size=16, num_frames=2, tubelet_size=2, hidden_size=8,
+                                       num_hidden_layers=1, num_attention_heads=1, intermediate_size=8)
+    with tempfile.TemporaryDirectory() as d, contextlib.redirect_stderr(io.StringIO()):
+        transformers.VideoMAEModel(tiny).save_pretrained(d)
+        names = list(load_file(str(Path(d) / "model.safetensors")))
+    return "hub" if any(k.endswith("attention.attention.q_bias") for k in names) else "linear"
+
+
+def save_hf(model: nn.Module, cfg: ModelConfig, out_dir: str | Path, labels: list[str] | None = None,
+            bias_style: str = "auto") -> str:
     """Write a transformers VideoMAE directory (config.json + model.safetensors); returns the architecture name.
 
     A classifier becomes ``VideoMAEForVideoClassification`` (mean pooling, ``fc_norm``, ``classifier``); a
     pretraining model or a bare encoder becomes ``VideoMAEModel`` (the decoder is not exported).
+    bias_style: ``auto`` (what the installed transformers reads, see `hf_bias_style`), ``hub`` or ``linear``.
     """
     model = _unwrap_module(model)
     if isinstance(model, PretrainModel):
@@ -299,7 +324,8 @@ def save_hf(model: nn.Module, cfg: ModelConfig, out_dir: str | Path, labels: lis
         arch, prefix, mean_pool, labels = "VideoMAEModel", "", model.use_mean_pooling, None
     else:
         raise TypeError(f"cannot export a {type(model).__name__} to Hugging Face")
-    sd = ours_to_hf({k: v.detach().cpu() for k, v in model.state_dict().items()}, prefix=prefix)
+    style = hf_bias_style() if bias_style == "auto" else bias_style
+    sd = ours_to_hf({k: v.detach().cpu() for k, v in model.state_dict().items()}, prefix=prefix, bias_style=style)
     out = Path(out_dir)
     atomic_write_bytes(out / "model.safetensors", safetensors_bytes(sd, metadata={"format": "pt"}))
     hf_cfg = model_config_to_hf(cfg, arch, mean_pool, labels)

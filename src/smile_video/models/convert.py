@@ -12,7 +12,9 @@ Layouts (names as in docs/models.md):
 The only non-trivial mapping is attention: ours (and the official code) keep one bias-free ``qkv`` matrix with separate
 ``q_bias`` / ``v_bias``; transformers keeps ``query``, ``key`` and ``value`` matrices. Its files store the biases as
 ``attention.attention.q_bias`` / ``v_bias`` (transformers 4 has such parameters; transformers 5 renames them to
-``query.bias`` / ``value.bias`` when loading and back when saving), so that is what we write; we read both names.
+``query.bias`` / ``value.bias`` when loading and back when saving). Some 5.x releases (seen: 5.17) instead read
+``query.bias``, ``key.bias`` and ``value.bias`` and do not map the hub names, so the writer takes a `bias_style`;
+the reader accepts every spelling.
 """
 
 from __future__ import annotations
@@ -127,8 +129,8 @@ def _hf_blocks_to_ours(sd: StateDict, src: str, dst: str, out: StateDict) -> Non
             for name in names:  # the serialised name (both transformers 4 and 5), then transformers 5's in-memory one
                 if (t := sd.pop(p + name, None)) is not None:
                     out[f"{dst}{i}.attn.{ours}"] = t
-        if (kb := sd.pop(p + _HF_QKV[1] + "bias", None)) is not None:
-            out[f"{dst}{i}.attn.k_bias"] = kb  # not representable: surfaces as an unexpected key
+        # A key bias adds q . b_k to every score of a query row: softmax is invariant to it, so dropping it is exact.
+        sd.pop(p + _HF_QKV[1] + "bias", None)
         for key in [k for k in sd if k.startswith(p)]:
             out[f"{dst}{i}.{_block_to_ours(key[len(p):])}"] = sd.pop(key)
 
@@ -157,9 +159,15 @@ def hf_to_ours(sd: StateDict) -> StateDict:
     return out
 
 
-def ours_to_hf(sd: StateDict, prefix: str = "") -> StateDict:
+def ours_to_hf(sd: StateDict, prefix: str = "", bias_style: str = "hub") -> StateDict:
     """Our finetuned / encoder layout -> transformers ``VideoMAEModel`` keys under `prefix` (``"videomae."`` for
-    ``VideoMAEForVideoClassification``); ``fc_norm`` stays, ``head`` becomes ``classifier``."""
+    ``VideoMAEForVideoClassification``); ``fc_norm`` stays, ``head`` becomes ``classifier``.
+
+    bias_style: ``"hub"`` writes ``attention.attention.q_bias`` / ``v_bias`` (the hub checkpoints' names, read by
+    transformers 4 and by recent 5.x); ``"linear"`` writes ``query.bias``, a zero ``key.bias`` and ``value.bias``
+    (what transformers 5 releases without the q_bias mapping, e.g. 5.17, read)."""
+    if bias_style not in ("hub", "linear"):
+        raise ValueError(f"bias_style must be 'hub' or 'linear', got {bias_style!r}")
     if detect_layout(sd) == "pretrain":
         raise ValueError("ours_to_hf takes the encoder / finetuned layout; apply pretrain_to_encoder first")
     out: StateDict = {}
@@ -179,8 +187,13 @@ def ours_to_hf(sd: StateDict, prefix: str = "") -> StateDict:
                 q, k_, v_ = v.chunk(3, dim=0)  # (C, C) each
                 out[p + _HF_QKV[0] + "weight"], out[p + _HF_QKV[1] + "weight"] = q, k_
                 out[p + _HF_QKV[2] + "weight"] = v_
-            elif rest in ("attn.q_bias", "attn.v_bias"):  # serialised as in the hub checkpoints (4.x and 5.x)
+            elif rest in ("attn.q_bias", "attn.v_bias") and bias_style == "hub":
                 out[p + "attention.attention." + rest[len("attn."):]] = v
+            elif rest in ("attn.q_bias", "attn.v_bias"):
+                name = "query" if rest == "attn.q_bias" else "value"
+                out[p + f"attention.attention.{name}.bias"] = v
+                if name == "query":
+                    out[p + "attention.attention.key.bias"] = torch.zeros_like(v)
             else:
                 for theirs, ours in _HF_BLOCK_SWAPS:
                     if rest.startswith(ours):
@@ -194,16 +207,18 @@ def ours_to_hf(sd: StateDict, prefix: str = "") -> StateDict:
 
 
 def conventional_heads(dim: int) -> int:
-    """Attention heads conventionally used at width `dim` (the presets, ViT-Ti/H; else 64 channels per head)."""
+    """Attention heads conventionally used at width `dim`: the presets' widths (encoder and decoder), ViT-Ti (192: 3)
+    and ViT-H (1280: 16); else 64 channels per head, or 32 or 16 for narrow widths, else one head."""
     table = {192: 3, 1280: 16}
     for p in MODEL_PRESETS.values():
         table[p["embed_dim"]] = p["num_heads"]
         table[p["decoder_dim"]] = p["decoder_num_heads"]
     if dim in table:
         return table[dim]
-    if dim % 64 == 0:
-        return dim // 64
-    raise ValueError(f"cannot guess the number of attention heads for width {dim}; pass it explicitly")
+    for head_dim in (64, 32, 16):
+        if dim % head_dim == 0:
+            return dim // head_dim
+    return 1
 
 
 def _count_blocks(sd: StateDict, prefix: str) -> int:

@@ -258,10 +258,23 @@ def test_same_seed_same_frames_other_seed_other_frames(tmp_path):
         assert not torch.equal(a, c)
 
 
+def test_module_entry_point_writes_the_files(tmp_path, capsys):
+    from smile_video.eval.benchmark import main
+
+    assert main([str(tmp_path), "--tasks", "appearance", "--size", "32", "--num-frames", "4",
+                 "--train-per-class", "1", "--val-per-class", "1"]) == 0
+    assert "appearance: 8 classes" in capsys.readouterr().out
+    spec = json.loads((tmp_path / "spec.json").read_text())
+    assert spec["tasks"] == ["appearance"] and spec["spec"]["size"] == 32
+    assert len((tmp_path / "appearance/val.csv").read_text().splitlines()) == 8
+
+
 def test_bad_spec_is_rejected_by_name(tmp_path):
     with pytest.raises(ValueError, match="size"):
         generate_benchmark(tmp_path, BenchmarkSpec(size=33))
     with pytest.raises(ValueError, match="motion_classes"):
         generate_benchmark(tmp_path, BenchmarkSpec(motion_classes=("move_right", "jump")))
+    with pytest.raises(ValueError, match="appearance_motion"):
+        generate_benchmark(tmp_path, BenchmarkSpec(appearance_motion={"speed": 2.0}))
     with pytest.raises(ValueError, match="unknown tasks"):
         generate_benchmark(tmp_path, BenchmarkSpec(), tasks=("colour",))

@@ -72,7 +72,9 @@ class BenchmarkSpec:
     scale_ratio: float = 2.0  # growing classes end this many times larger than they start (shrinking: smaller)
     appearance_classes: int = 8  # the largest object families of the held-out bank
     appearance_min_objects: int = 5  # a family needs this many held-out objects to be a class
-    appearance_motion: dict = field(default_factory=dict)  # MotionConfig overrides for the appearance task
+    # MotionConfig overrides for the appearance task's random motion (the sizes come from object_size); scales
+    # narrower than pretraining's [0.5, 1.5] keep the object large enough to be recognised at 64 px
+    appearance_motion: dict = field(default_factory=lambda: {"scale_min": 0.75, "scale_max": 1.25})
 
     def validate(self) -> None:
         if self.size < 16 or self.size % 2:
@@ -89,6 +91,14 @@ class BenchmarkSpec:
                              f"got {list(self.motion_classes)}")
         if self.num_objects < 1 or self.scale_ratio <= 0 or self.appearance_classes < 2:
             raise ValueError("BenchmarkSpec: num_objects >= 1, scale_ratio > 0 and appearance_classes >= 2 needed")
+        from ..config import MotionConfig
+
+        allowed = {f.name for f in dataclasses.fields(MotionConfig)} - {"num_objects", "size_min", "size_max",
+                                                                          "enabled", "bank", "device"}
+        bad = sorted(set(self.appearance_motion) - allowed)
+        if bad:
+            raise ValueError(f"BenchmarkSpec.appearance_motion: unknown or fixed keys {bad}; "
+                             f"allowed: {sorted(allowed)}")
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))  # tuples -> lists, as spec.json holds them
@@ -140,7 +150,8 @@ def still_backgrounds(count: int, size: int, num_frames: int, generator: torch.G
 def _atlas_size(spec: BenchmarkSpec) -> int:
     """Atlas cell side: 1.5 texels per screen pixel of the largest object (either task), a multiple of 16."""
     grow = max(spec.scale_ratio, 1 / spec.scale_ratio) ** 0.5  # motion task: the largest scale, at an end frame
-    largest = spec.object_size[1] * spec.size * max(grow, 1.5)  # appearance task: scale up to 1.5 (MotionConfig)
+    appear = float(spec.appearance_motion.get("scale_max", 1.5))  # appearance task: MotionConfig's largest scale
+    largest = spec.object_size[1] * spec.size * max(grow, appear)
     return max(16, int(-(-1.5 * largest // 16) * 16))
 
 
@@ -216,7 +227,10 @@ def render_appearance_task(spec: BenchmarkSpec, split: str, bank: ObjectBank | N
     g = _generator(spec, "appearance", split)
     cfg = MotionConfig(num_objects=1, size_min=spec.object_size[0] * REFERENCE_SIZE,
                        size_max=spec.object_size[1] * REFERENCE_SIZE, **spec.appearance_motion)
-    cfg.validate()
+    try:
+        cfg.validate()
+    except ValueError as e:
+        raise ValueError(f"BenchmarkSpec.appearance_motion: {e}") from e
     params = sample_motion(C * n, T, S, S, len(bank), cfg, g)  # object ids replaced below
     object_ids = torch.empty(C, n, dtype=torch.long)
     for c, rows in enumerate(members):

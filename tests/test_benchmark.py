@@ -237,6 +237,7 @@ def test_idempotent_and_regenerates_when_the_spec_changes(tmp_path):
     stamp = clip.stat().st_mtime_ns
     assert generate_benchmark(tmp_path, spec, tasks=("motion",)) == lists
     assert clip.stat().st_mtime_ns == stamp
+    assert set(generate_benchmark(tmp_path, spec, tasks=("motion",))) == {"motion"}
     clip.unlink()  # a damaged benchmark is made again
     generate_benchmark(tmp_path, spec, tasks=("motion",))
     assert clip.is_file()
@@ -244,6 +245,15 @@ def test_idempotent_and_regenerates_when_the_spec_changes(tmp_path):
     generate_benchmark(tmp_path, other, tasks=("motion",))
     assert not (tmp_path / "motion/train/move_left_0000.mp4").exists()  # stale clips removed
     assert json.loads((tmp_path / "spec.json").read_text())["spec"]["motion_classes"] == ["move_up", "grow"]
+
+
+def test_subset_of_a_complete_benchmark_is_not_regenerated(bench):
+    root, lists = bench
+    clip = root / "appearance/val/flag_0000.mp4"
+    stamp = clip.stat().st_mtime_ns
+    sub = generate_benchmark(root, BenchmarkSpec(**TINY), tasks=("appearance",))
+    assert sub == {"appearance": lists["appearance"]} and clip.stat().st_mtime_ns == stamp
+    assert json.loads((root / "spec.json").read_text())["tasks"] == ["motion", "appearance"]
 
 
 def test_same_seed_same_frames_other_seed_other_frames(tmp_path):

@@ -297,12 +297,14 @@ def _generate_task(root: Path, task: str, spec: BenchmarkSpec, bank: ObjectBank,
 
 
 def _existing(root: Path, record: dict) -> dict[str, TaskLists] | None:
-    """The tasks of a complete benchmark at `root` made from `record`, or None (absent, different or damaged)."""
+    """The requested tasks of a complete benchmark at `root` made with the same spec (it may hold more tasks), or
+    None (absent, different or damaged)."""
     try:
         old = json.loads((root / "spec.json").read_text())
     except (OSError, ValueError):
         return None
-    if old != record:
+    same = {k: v for k, v in old.items() if k != "tasks"} == {k: v for k, v in record.items() if k != "tasks"}
+    if not same or not set(record["tasks"]) <= set(old.get("tasks", [])):
         return None
     out = {}
     for task in record["tasks"]:
@@ -323,8 +325,9 @@ def generate_benchmark(root: str | Path, spec: BenchmarkSpec | None = None, task
                        progress: Progress | None = None) -> dict[str, TaskLists]:
     """Write the benchmark under `root` (see the module docstring) and return each task's lists.
 
-    Idempotent: when `root` already holds a complete benchmark of the same spec, tasks and generator version
-    (``spec.json``, written last), nothing is regenerated. Otherwise the requested task folders are rewritten.
+    Idempotent: when `root` already holds a complete benchmark of the same spec and generator version with (at
+    least) the requested tasks (``spec.json``, written last), nothing is regenerated. Otherwise the requested task
+    folders are rewritten and ``spec.json`` then lists only the requested tasks.
     `progress(task, done, total)` is called after every clip written.
     """
     spec = spec or BenchmarkSpec()

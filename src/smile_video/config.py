@@ -52,7 +52,7 @@ class ConfigError(ValueError):
 # --------------------------------------------------------------------------------------------------------------
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(
-        embed_dim=64, depth=2, num_heads=2, decoder_dim=32, decoder_depth=1, decoder_num_heads=2,
+        embed_dim=128, depth=4, num_heads=4, decoder_dim=64, decoder_depth=2, decoder_num_heads=2,
         img_size=64, num_frames=8,
     ),
     "vit_s": dict(
@@ -80,12 +80,12 @@ class ModelConfig:
     patch_size: int = 16
     tubelet_size: int = 2
     in_chans: int = 3
-    embed_dim: int = 64
-    depth: int = 2
-    num_heads: int = 2
+    embed_dim: int = 128
+    depth: int = 4
+    num_heads: int = 4
     mlp_ratio: float = 4.0
-    decoder_dim: int = 32
-    decoder_depth: int = 1
+    decoder_dim: int = 64
+    decoder_depth: int = 2
     decoder_num_heads: int = 2
     drop_path: float = 0.0
     grad_checkpointing: bool = False

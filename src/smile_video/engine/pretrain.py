@@ -123,6 +123,7 @@ class Pretrainer:
         self.dataset = build_dataset(cfg)
         self.plan: Plan = make_plan(cfg.train, cfg.data, len(self.dataset), self.info.world_size)
         self.teacher = build_teacher(cfg.teacher, cfg.model).to(device)
+        torch.manual_seed(cfg.train.seed)  # the same initial weights on every rank and every run
         self.model = PretrainModel(cfg.model, target_dim=self.teacher.dim).to(device)
         self.optimizer = build_adamw(self.model, self.plan.peak_lr, cfg.train.weight_decay,
                                      tuple(cfg.train.betas))

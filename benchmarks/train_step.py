@@ -22,7 +22,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from smile_video.config import PretrainJob, load_config
+from smile_video.config import ModelConfig, PretrainJob, load_config
 from smile_video.engine.optim import build_adamw
 from smile_video.engine.step import MicroStep
 from smile_video.models import PretrainModel
@@ -51,17 +51,20 @@ def peak_matmul_flops(device: torch.device, dtype: torch.dtype, n: int, reps: in
     return 2 * n**3 / statistics.median(times)
 
 
-def build_step(preset: str, teacher: str, batch: int, device: torch.device, precision: str):
-    overrides = [f"model.preset={preset}", f"train.precision={precision}"]
-    if teacher == "clip-random":
-        overrides += ["teacher.kind=clip", "teacher.weights=__random__"]
-    cfg = load_config(PretrainJob, overrides=overrides)
-    if teacher == "clip-random":
-        from smile_video.teachers.clip import random_clip_teacher
+def random_clip_teacher(model: ModelConfig) -> torch.nn.Module:
+    """CLIP ViT-B/16's visual tower with random weights: the paper teacher's cost without its weights."""
+    import timm
 
-        tea = random_clip_teacher(cfg.teacher, cfg.model)
-    else:
-        tea = build_teacher(cfg.teacher, cfg.model)
+    from smile_video.data.normalize import CLIP_MEAN, CLIP_STD
+    from smile_video.teachers.vit_teachers import ViTTeacher
+
+    vit = timm.create_model("vit_base_patch16_clip_224", pretrained=False)
+    return ViTTeacher(vit, model.grid, model.tubelet_size, mean=CLIP_MEAN, std=CLIP_STD)
+
+
+def build_step(preset: str, teacher: str, batch: int, device: torch.device, precision: str):
+    cfg = load_config(PretrainJob, overrides=[f"model.preset={preset}", f"train.precision={precision}"])
+    tea = random_clip_teacher(cfg.model) if teacher == "clip-random" else build_teacher(cfg.teacher, cfg.model)
     tea = tea.to(device)
     model = PretrainModel(cfg.model, target_dim=tea.dim).to(device)
     opt = build_adamw(model, 1e-4, 0.05, (0.9, 0.95))
@@ -129,7 +132,8 @@ def main() -> None:
         r = bench_preset(preset, args.teacher, batch, device, precision, args.steps, peak)
         results.append(r)
         print(f"{preset:6s} batch {batch:3d} {r['frames']}x{r['size']}px: {r['clips_per_s']:8.1f} clips/s, "
-              f"step {r['step_s_median'] * 1e3:7.1f} ms (median of {args.steps}), peak mem {r['peak_mem_gib']:.2f} GiB, "
+              f"step {r['step_s_median'] * 1e3:7.1f} ms (median of {args.steps}), "
+              f"peak mem {r['peak_mem_gib']:.2f} GiB, "
               f"{r['tflops_per_step']:.3f} TFLOP/step, MFU {r['mfu']:.1%}")
     if args.json:
         with open(args.json, "w") as f:

@@ -40,3 +40,13 @@ def test_wrong_type_exits_nonzero_naming_key_and_type(capsys):
 def test_console_script_entry_point_runs():
     out = subprocess.run([sys.executable, "-m", "smile_video", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "pretrain" in out.stdout
+
+
+def test_bench_runs_the_train_step_benchmark(capsys, tmp_path):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "train-step", "--steps", "1", "--batch", "2", "--json", str(out)]) == 0
+    import json
+
+    result = json.loads(out.read_text())["results"][0]
+    assert result["preset"] == "tiny" and result["clips_per_s"] > 0 and 0 < result["mfu"] < 1.5
+    assert "clips/s" in capsys.readouterr().out

@@ -60,13 +60,17 @@ def _pretrain(settings: DemoSettings, rd: RunDir) -> Path:
     return pretrain(cfg)
 
 
-def _probe(settings: DemoSettings, lists, task: str, checkpoint: str | None, name: str) -> dict[str, Any]:
+def evaluate_encoder(lists, checkpoint: str | None, out: Path, seed: int = 0, quiet: bool = False,
+                     extra: list[str] | None = None) -> dict[str, Any]:
+    """Linear probe + kNN of one encoder (a checkpoint, or the tiny student at random init) on one benchmark task.
+
+    `lists` is a `benchmark.TaskLists`; results and the feature cache go under `out`.
+    """
     from .probe_job import run_knn, run_probe
 
-    out = settings.out / "eval" / f"{task}_{name}"
     overrides = [*PROBE_RECIPE, f"probe.train_list={lists.train}", f"probe.val_list={lists.val}",
-                 f"probe.data_root={lists.root}", f"probe.seed={settings.seed}", f"run.out_dir={out}",
-                 f"probe.cache_dir={out / 'features'}", f"run.quiet={str(settings.quiet).lower()}"]
+                 f"probe.data_root={lists.root}", f"probe.seed={seed}", f"run.out_dir={out}",
+                 f"probe.cache_dir={out / 'features'}", f"run.quiet={str(quiet).lower()}", *(extra or [])]
     probe = run_probe(load_config(ProbeJob, overrides=overrides), checkpoint)
     knn = run_knn(load_config(ProbeJob, overrides=[*overrides, f"run.out_dir={out}_knn"]), checkpoint)
     return {"probe": probe, "knn": knn, "similarity": json.loads((out / "similarity.json").read_text())}
@@ -129,8 +133,10 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
     rd.echo("[5/6] linear probe and kNN: random init vs SMILE")
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for task, lists in tasks.items():
-        results[task] = {name: _probe(settings, lists, task, ckpt, name.replace(" ", "_"))
-                         for name, ckpt in (("random init", None), ("SMILE", checkpoint))}
+        results[task] = {
+            name: evaluate_encoder(lists, ckpt, out / "eval" / f"{task}_{name.replace(' ', '_')}",
+                                   seed=settings.seed, quiet=settings.quiet)
+            for name, ckpt in (("random init", None), ("SMILE", checkpoint))}
 
     rd.echo("[6/6] report")
     maps = {}

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from smile_video.config import MotionConfig
-from smile_video.motion import MotionParams, composite, infuse_motion, sample_motion
+from smile_video.motion import MotionParams, ObjectAlpha, infuse_motion, sample_motion
+from smile_video.motion import composite as _composite
 from smile_video.objects import ObjectBank
 
 A = 32  # atlas cell side
@@ -22,6 +23,13 @@ def _atlas() -> torch.Tensor:
     atlas[2, :3], atlas[2, 3] = 255, 128
     atlas[3, 1], atlas[3, 3] = 255, 255
     return atlas
+
+
+def composite(video, atlas, params):
+    """`composite` with the alpha as a dense (B, K, T, H, W) float tensor."""
+    out, alpha = _composite(video, atlas, params)
+    assert isinstance(alpha, ObjectAlpha) and alpha.shape == (video.shape[0], params.num_objects, *video.shape[2:])
+    return out, alpha.dense()
 
 
 def _params(ids, centers, angles, scales, sizes, T=1) -> MotionParams:
@@ -137,11 +145,11 @@ def test_infuse_motion_same_seed_same_clip_and_disabled():
     a = infuse_motion(video, bank, cfg, torch.Generator().manual_seed(5))
     b = infuse_motion(video, bank, cfg, torch.Generator().manual_seed(5))
     c = infuse_motion(video, bank, cfg, torch.Generator().manual_seed(6))
-    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and not torch.equal(a[0], c[0])
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1].dense(), b[1].dense()) and not torch.equal(a[0], c[0])
     assert a[1].shape == (1, 2, 4, 48, 48)
     cfg.enabled = False
     out, alpha = infuse_motion(video, bank, cfg, torch.Generator().manual_seed(5))
-    assert out is video and alpha.shape == (1, 2, 4, 48, 48) and alpha.sum() == 0
+    assert out is video and alpha.shape == (1, 2, 4, 48, 48) and alpha.dense().sum() == 0
 
 
 def test_bad_inputs_are_named():
@@ -161,3 +169,24 @@ def test_cuda_matches_cpu():
     gpu_out, gpu_alpha = composite(video.cuda(), _atlas().cuda(), p)
     assert (gpu_out.cpu().int() - cpu_out.int()).abs().max() <= 1
     assert (gpu_alpha.cpu() - cpu_alpha).abs().max() < 1e-4
+
+
+def test_object_alpha_windows_match_dense_for_masking_and_cat():
+    from smile_video.masking import object_tokens, trajectory_mask
+
+    T, S = 4, 64
+    video = _video(T=T, H=S, W=S, seed=2).expand(3, -1, -1, -1, -1).contiguous()
+    p = sample_motion(3, T, S, S, 4, MotionConfig(), torch.Generator().manual_seed(3))
+    _, alpha = _composite(video, _atlas(), p)
+    dense = alpha.dense()
+    assert dense.shape == (3, 2, T, S, S) and 0 < dense.sum() and dense.max() <= 1
+    assert torch.equal(alpha.dense(torch.uint8).float() / 255, dense)
+    grid = (T // 2, S // 16, S // 16)
+    for thr in (0.0, 0.1, 0.5):  # windowed coverage == the dense path's, token for token
+        assert torch.equal(object_tokens(alpha, grid, 2, 16, thr), object_tokens(dense, grid, 2, 16, thr))
+    m1 = trajectory_mask(alpha, grid, 2, 16, 0.75, torch.Generator().manual_seed(0))
+    m2 = trajectory_mask(dense, grid, 2, 16, 0.75, torch.Generator().manual_seed(0))
+    assert torch.equal(m1, m2)
+    both = ObjectAlpha.cat([ObjectAlpha.zeros(2, 2, T, S, S), alpha])  # the mixed-mode batch: 2 clean + 3 augmented
+    assert both.shape == (5, 2, T, S, S)
+    assert both.dense()[:2].sum() == 0 and torch.equal(both.dense()[2:], dense)

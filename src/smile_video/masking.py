@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .config import MaskConfig
+from .motion.alpha import ObjectAlpha
 
 __all__ = ["num_masked", "random_mask", "tube_mask", "object_tokens", "trajectory_mask", "make_mask"]
 
@@ -61,14 +62,19 @@ def tube_mask(batch: int, grid: Grid, ratio: float, generator: torch.Generator,
     return spatial[:, None, :].expand(batch, t, h * w).reshape(batch, t * h * w)  # (B, N)
 
 
-def object_tokens(alpha: Tensor, grid: Grid, tubelet: int, patch: int, threshold: float = 0.1) -> Tensor:
+def object_tokens(alpha: Tensor | ObjectAlpha, grid: Grid, tubelet: int, patch: int,
+                  threshold: float = 0.1) -> Tensor:
     """Which tokens the pasted objects cover.
 
-    alpha: (B, K, T, H, W) per-frame object coverage in [0, 1] -> (B, N) bool. The objects' union (max over K) is
+    alpha: (B, K, T, H, W) per-frame object coverage in [0, 1], dense or as the `ObjectAlpha` that motion infusion
+    returns (consumed window by window, never materialised as float) -> (B, N) bool. The objects' union (max over K) is
     averaged over each patch of each frame; a token is an object token when, in any frame of its tubelet, that covered
     fraction exceeds `threshold`. K = 0 (no objects) gives no object tokens.
     """
     t, h, w = grid
+    if isinstance(alpha, ObjectAlpha):
+        B = alpha.shape[0]
+        return (alpha.token_coverage(grid, tubelet, patch) > threshold).reshape(B, t * h * w)  # (B, N)
     if alpha.dim() != 5:
         raise ValueError(f"alpha must be (B, K, T, H, W), got shape {tuple(alpha.shape)}")
     B, K, T, H, W = alpha.shape
@@ -94,12 +100,12 @@ def _pick(candidates: Tensor, fallback: Tensor, counts: Tensor, generator: torch
     return (_rank(scores) < counts[:, None]) & (candidates | fallback)
 
 
-def trajectory_mask(alpha: Tensor, grid: Grid, tubelet: int, patch: int, ratio: float, generator: torch.Generator,
-                    threshold: float = 0.1, variant: str = "paper") -> Tensor:
+def trajectory_mask(alpha: Tensor | ObjectAlpha, grid: Grid, tubelet: int, patch: int, ratio: float,
+                    generator: torch.Generator, threshold: float = 0.1, variant: str = "paper") -> Tensor:
     """Trajectory-based masking (paper 3.2, 4.3): mask along the pasted objects' paths, tube-mask the rest.
 
-    alpha: (B, K, T, H, W) object coverage -> (B, N) bool on alpha's device, exactly ``num_masked(grid, ratio)``
-    True per row.
+    alpha: (B, K, T, H, W) object coverage (tensor or `ObjectAlpha`) -> (B, N) bool on alpha's device, exactly
+    ``num_masked(grid, ratio)`` True per row.
 
     ``variant="paper"``: of the object tokens O (see `object_tokens`), floor(ratio * |O|) are masked uniformly at
     random; tube masking over the non-object tokens (whole tubes in random order, the last one partly) fills the
@@ -139,7 +145,7 @@ def trajectory_mask(alpha: Tensor, grid: Grid, tubelet: int, patch: int, ratio: 
 
 
 def make_mask(cfg: MaskConfig, batch: int, grid: Grid, tubelet: int, patch: int, generator: torch.Generator,
-              alpha: Tensor | None = None, device: torch.device | str | None = None) -> Tensor:
+              alpha: Tensor | ObjectAlpha | None = None, device: torch.device | str | None = None) -> Tensor:
     """The mask `cfg` asks for -> (B, N) bool.
 
     ``kind="trajectory"`` needs the object alpha ``(B, K, T, H, W)``; without it (no motion infusion, e.g. the second

@@ -50,12 +50,14 @@ def _read_video(path: str, clips: int, frames: int, size: int, stride: int) -> t
     return x.view(clips, frames, 3, size, size).transpose(1, 2).contiguous()
 
 
-def render(video: torch.Tensor, alpha: torch.Tensor, strip_frames: int) -> tuple[list[Image.Image], Image.Image]:
+def render(video: torch.Tensor, alpha, strip_frames: int) -> tuple[list[Image.Image], Image.Image]:
     """GIF frames (clips side by side) and a filmstrip: per clip a row of frames and a row of tinted object alpha.
 
-    video: (B, 3, T, H, W) uint8; alpha: (B, K, T, H, W) float.
+    video: (B, 3, T, H, W) uint8; alpha: (B, K, T, H, W) float, or the `ObjectAlpha` motion infusion returns.
     """
     b, _, t, h, w = video.shape
+    if not isinstance(alpha, torch.Tensor):
+        alpha = alpha.dense()  # ObjectAlpha -> (B, K, T, H, W) float
     gap = 4
     gif = []
     for i in range(t):

@@ -26,16 +26,17 @@ class MicroStep:
         self.cfg, self.net, self.teacher, self.bank = cfg, net, teacher, bank
         self.device, self.amp_dtype, self.scaler, self.accum_steps = device, amp_dtype, scaler, accum_steps
 
-    def augment(self, video: torch.Tensor, mode: str, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Raw clips (B, 3, T, H, W) -> (clips as trained on, object alpha (B, K, T, H, W) or None)."""
+    def augment(self, video: torch.Tensor, mode: str, gen: torch.Generator) -> tuple[torch.Tensor, object]:
+        """Raw clips (B, 3, T, H, W) -> (clips as trained on, object alpha: `ObjectAlpha` (B, K, T, H, W) or None)."""
         if mode == "original" or self.bank is None:
             return video, None
-        from ..motion import infuse_motion
+        from ..motion import ObjectAlpha, infuse_motion
 
         if mode == "mixed":  # first half original, second half augmented
             half = video.shape[0] // 2
             aug, alpha = infuse_motion(video[half:], self.bank, self.cfg.motion, gen)
-            return torch.cat([video[:half], aug]), torch.cat([alpha.new_zeros((half, *alpha.shape[1:])), alpha])
+            none = ObjectAlpha.zeros(half, *alpha.shape[1:], device=alpha.device)
+            return torch.cat([video[:half], aug]), ObjectAlpha.cat([none, alpha])
         return infuse_motion(video, self.bank, self.cfg.motion, gen)
 
     def __call__(self, video: torch.Tensor, mode: str, seed: int) -> torch.Tensor:

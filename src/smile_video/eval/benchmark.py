@@ -201,7 +201,7 @@ def render_motion_task(spec: BenchmarkSpec, split: str, bank: ObjectBank | None 
             v, a = composite(backgrounds[sl], atlas, _rows(params, sl))  # a: (b, 4 K, T, S, S)
             video[c, sl] = v
             if alpha is not None:
-                alpha[c, sl] = a.view(a.shape[0], K, 4, T, S, S).sum(2).clamp_(max=1.0)
+                alpha[c, sl] = a.dense().view(a.shape[0], K, 4, T, S, S).sum(2).clamp_(max=1.0)
     labels = torch.arange(C).view(C, 1).expand(C, n).contiguous()
     return video, labels, anchors.object_ids, alpha
 

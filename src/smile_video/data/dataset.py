@@ -21,6 +21,7 @@ import av
 import torch
 
 from ..config import DataConfig
+from .collate import collate
 from .decode import DECODERS, VideoDecodeError, open_video
 from .lists import VideoEntry, read_video_list
 from .sampling import TooShortError, eval_indices, train_indices
@@ -141,19 +142,6 @@ class VideoClipDataset(torch.utils.data.Dataset):
             raise VideoDecodeError(entry.path, f"the list asks for frames [{offset}, {offset + length}) but only "
                                                f"{available} could be read")
         return offset, length
-
-
-def collate(items: list[dict]) -> dict:
-    """Stack items: ``"video"`` ``(B * S, 3, T, H, W)`` with each item's S clips adjacent, ``"label"`` and
-    ``"index"`` int64 ``(B * S,)`` (repeated per clip), ``"skipped"`` all items' skipped files."""
-    videos = [it["video"] if it["video"].dim() == 5 else it["video"].unsqueeze(0) for it in items]
-    counts = torch.tensor([v.shape[0] for v in videos])
-    return {
-        "video": torch.cat(videos),
-        "label": torch.tensor([it["label"] for it in items], dtype=torch.long).repeat_interleave(counts),
-        "index": torch.tensor([it["index"] for it in items], dtype=torch.long).repeat_interleave(counts),
-        "skipped": [s for it in items for s in it["skipped"]],
-    }
 
 
 def build_video_dataset(cfg: DataConfig, num_frames: int, size: int, seed: int, train: bool = True,

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..checkpoint import save_model
 from ..config import PretrainJob
+from ..data.collate import collate
 from ..models import PretrainModel
 from ..runlog import RunDir
 from ..teachers import build_teacher
@@ -80,12 +81,6 @@ def build_dataset(cfg: PretrainJob) -> Dataset:
         raise ValueError("data.num_samples > 1 applies to natural videos only (data.source=video)")
     return BackgroundClips(d.background, d.epoch_size, m.num_frames, m.img_size, seed=cfg.train.seed,
                            videos=videos if d.background in ("frame", "video") else None)
-
-
-def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    from ..data.dataset import collate
-
-    return collate(items)
 
 
 @dataclass
@@ -226,7 +221,7 @@ class Pretrainer:
         sampler = StepBatchSampler(len(self.dataset), plan.items_per_slot, plan.world_size, self.info.rank,
                                    plan.accum_steps, self.cfg.train.seed, pass_index, start_step)
         workers = self.cfg.data.num_workers
-        return DataLoader(self.dataset, batch_sampler=sampler, num_workers=workers, collate_fn=_collate,
+        return DataLoader(self.dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate,
                           pin_memory=self.device.type == "cuda", persistent_workers=False,
                           prefetch_factor=4 if workers else None)
 

@@ -179,7 +179,7 @@ def test_object_alpha_windows_match_dense_for_masking_and_cat():
     p = sample_motion(3, T, S, S, 4, MotionConfig(), torch.Generator().manual_seed(3))
     _, alpha = _composite(video, _atlas(), p)
     dense = alpha.dense()
-    assert dense.shape == (3, 2, T, S, S) and 0 < dense.sum() and dense.max() <= 1
+    assert dense.shape == (3, 2, T, S, S) and dense.sum() > 0 and dense.max() <= 1
     assert torch.equal(alpha.dense(torch.uint8).float() / 255, dense)
     grid = (T // 2, S // 16, S // 16)
     for thr in (0.0, 0.1, 0.5):  # windowed coverage == the dense path's, token for token

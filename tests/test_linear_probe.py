@@ -193,3 +193,21 @@ def test_probe_recipes_follow_table16(name):
     p = load_config(ProbeJob, [str(path)]).probe
     assert (p.epochs, p.flip) == TABLE16[name]
     assert (p.lrs, p.weight_decay, p.betas, p.batch_size) == ([1e-3], 0.05, [0.9, 0.999], 128)
+
+
+def test_time_pooling_keeps_the_order_of_time_steps():
+    """pooling="time" concatenates per-time-step means, so reversing a clip in time changes its feature."""
+    from smile_video.eval.features import _encode
+
+    class Tokens(torch.nn.Module):  # tokens = the clip's pixels, one token per (t, h, w) cell of a 2 x 1 x 1 grid
+        def forward(self, x):
+            return x.mean(dim=(1, 3, 4)).unsqueeze(-1).expand(-1, -1, 3)  # (B, T, 3): N = T tokens
+
+    video = torch.linspace(0, 1, 2).view(1, 1, 2, 1, 1).expand(1, 3, 2, 4, 4).contiguous()
+    mean_fwd, _ = _encode(Tokens(), video, (2, 1, 1), None, "mean")
+    mean_rev, _ = _encode(Tokens(), video.flip(2), (2, 1, 1), None, "mean")
+    time_fwd, _ = _encode(Tokens(), video, (2, 1, 1), None, "time")
+    time_rev, _ = _encode(Tokens(), video.flip(2), (2, 1, 1), None, "time")
+    assert torch.allclose(mean_fwd, mean_rev)
+    assert time_fwd.shape == (1, 6) and not torch.allclose(time_fwd, time_rev)
+    assert torch.allclose(time_fwd.view(2, 3).flip(0), time_rev.view(2, 3))

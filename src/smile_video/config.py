@@ -310,6 +310,8 @@ class ProbeConfig:
     flip: bool = True  # Table 16: no for SSv2, yes otherwise
     sampling_rate: int = 4
     knn_k: int = 20
+    # mean: the tokens' mean (VideoMAE / the paper); time: per-time-step means concatenated (keeps temporal order)
+    pooling: str = "mean"
     knn_vote: str = "weighted"  # weighted (exp(sim / T), T = knn_temperature) | majority
     knn_temperature: float = 0.07
     test_clips: int = 1  # views per video whose features are averaged (train and val lists)
@@ -326,6 +328,7 @@ class ProbeConfig:
         if any(lr <= 0 for lr in self.lrs) or len(self.betas) != 2:
             raise ConfigError(f"probe.lrs must be > 0 and probe.betas two values, got {self.lrs}, {self.betas}")
         _check_choice("probe.knn_vote", self.knn_vote, ("weighted", "majority"))
+        _check_choice("probe.pooling", self.pooling, ("mean", "time"))
         _check_choice("probe.device", self.device, ("auto", "cpu", "cuda"))
         if min(self.knn_k, self.test_clips, self.test_crops, self.extract_batch_size) < 1 or self.num_workers < 0:
             raise ConfigError("probe.knn_k, probe.test_clips, probe.test_crops and probe.extract_batch_size must be "

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from ..config import ModelConfig
 from ..data.normalize import normalize
 from ..runlog import atomic_write_bytes
-from .similarity import frame_similarity
+from .similarity import frame_similarity, time_step_features
 
 __all__ = ["FeatureSet", "extract_features", "file_digest", "cache_key", "load_or_extract", "load_frozen_encoder",
            "list_features"]
@@ -91,9 +91,17 @@ def load_frozen_encoder(checkpoint: str | None, cfg: ModelConfig, seed: int = 0)
     return encoder, cfg, identity
 
 
-def _encode(encoder: nn.Module, video: Tensor, grid: tuple[int, int, int], dtype: torch.dtype | None
-            ) -> tuple[Tensor, Tensor]:
-    """Raw clips (B, 3, T, H, W) -> pooled features (B, D) float32 and frame similarity (B, T', T')."""
+POOLINGS = ("mean", "time")
+
+
+def _encode(encoder: nn.Module, video: Tensor, grid: tuple[int, int, int], dtype: torch.dtype | None,
+            pooling: str = "mean") -> tuple[Tensor, Tensor]:
+    """Raw clips (B, 3, T, H, W) -> pooled features float32 and frame similarity (B, T', T').
+
+    pooling "mean": (B, D), the tokens' mean as the model was trained (fc_norm if any) — VideoMAE's probe;
+    "time": (B, T' * D), the mean over space of each time step, concatenated in time order (keeps the order of
+    events, which a mean over all tokens discards).
+    """
     x = normalize(video)
     with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
         if hasattr(encoder, "forward_tokens"):  # our encoders: pool as the model was trained (fc_norm if any)
@@ -104,20 +112,24 @@ def _encode(encoder: nn.Module, video: Tensor, grid: tuple[int, int, int], dtype
             tokens = encoder(x)  # (B, N, D)
             pooled = tokens.mean(dim=1)
     tokens = tokens.float()
+    if pooling == "time":
+        pooled = time_step_features(tokens, grid).flatten(1)  # (B, T' * D)
     return pooled.float(), frame_similarity(tokens, grid)
 
 
 @torch.inference_mode()
 def extract_features(encoder: nn.Module, batches: Iterable[dict[str, Any]], grid: tuple[int, int, int],
                      device: str | torch.device = "cpu", flip_view: bool = False,
-                     dtype: torch.dtype | None = None) -> FeatureSet:
+                     dtype: torch.dtype | None = None, pooling: str = "mean") -> FeatureSet:
     """Encode every batch and average the items of each list index.
 
     batches: `smile_video.data.dataset.collate` dicts: "video" uint8 (B, 3, T, H, W) (the views of one entry share
     its "index"), "label" (B,), "index" (B,) (the entry actually decoded) and "skipped" (the files the data pipeline
     replaced; only counted). `grid` is the encoder's token grid (ModelConfig.grid).
-    `dtype`: autocast dtype (e.g. torch.bfloat16 on CUDA) or None for full precision.
+    `dtype`: autocast dtype (e.g. torch.bfloat16 on CUDA) or None for full precision. `pooling`: see `_encode`.
     """
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     device = torch.device(device)
     sums: dict[int, Tensor] = {}
     counts: dict[int, int] = {}
@@ -130,10 +142,10 @@ def extract_features(encoder: nn.Module, batches: Iterable[dict[str, Any]], grid
         label = torch.as_tensor(batch["label"]).long().view(-1)  # (B,)
         index = torch.as_tensor(batch["index"]).long().view(-1)  # (B,)
         skipped += len(batch.get("skipped", ()))
-        f, sim = _encode(encoder, video, grid, dtype)  # (B, D), (B, T', T')
+        f, sim = _encode(encoder, video, grid, dtype, pooling)  # (B, D) or (B, T' * D), (B, T', T')
         views = [f]
         if flip_view:
-            views.append(_encode(encoder, video.flip(-1), grid, dtype)[0])
+            views.append(_encode(encoder, video.flip(-1), grid, dtype, pooling)[0])
         feats = torch.stack(views, dim=1).cpu()  # (B, V, D)
         sim_sum = sim.sum(0).cpu() if sim_sum is None else sim_sum + sim.sum(0).cpu()
         clips += sim.shape[0]
@@ -174,8 +186,8 @@ def list_features(encoder: nn.Module, identity: str, cfg: ModelConfig, list_path
                   sampling_rate: int, cache_dir: str | Path, split: str, flip_view: bool = False,
                   test_views: tuple[int, int] = (1, 1), batch_size: int = 8, num_workers: int = 0,
                   device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
-                  progress: Callable[[Iterable[Any], int], Iterable[Any]] | None = None
-                  ) -> tuple[FeatureSet, bool]:
+                  progress: Callable[[Iterable[Any], int], Iterable[Any]] | None = None,
+                  pooling: str = "mean") -> tuple[FeatureSet, bool]:
     """Features of every video of a list file (centre crops / test views, no random augmentation), cached in
     `cache_dir/<split>-<key>.safetensors`. Returns (features, reused_from_cache)."""
     if not list_path:
@@ -183,7 +195,8 @@ def list_features(encoder: nn.Module, identity: str, cfg: ModelConfig, list_path
     if not Path(list_path).exists():
         raise FileNotFoundError(f"{split} list {list_path!r} does not exist")
     key = cache_key(encoder=identity, model=asdict(cfg), list=file_digest(list_path), data_root=data_root,
-                    sampling_rate=sampling_rate, flip_view=flip_view, test_views=list(test_views))
+                    sampling_rate=sampling_rate, flip_view=flip_view, test_views=list(test_views),
+                    **({"pooling": pooling} if pooling != "mean" else {}))
 
     def make() -> FeatureSet:
         from torch.utils.data import DataLoader
@@ -196,6 +209,6 @@ def list_features(encoder: nn.Module, identity: str, cfg: ModelConfig, list_path
                               train=False, test_views=test_views)
         loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate)
         batches: Iterable[Any] = loader if progress is None else progress(loader, len(loader))
-        return extract_features(encoder.to(device), batches, cfg.grid, device, flip_view, dtype)
+        return extract_features(encoder.to(device), batches, cfg.grid, device, flip_view, dtype, pooling)
 
     return load_or_extract(Path(cache_dir) / f"{split}-{key[:16]}.safetensors", key, make)

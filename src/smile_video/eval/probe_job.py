@@ -50,7 +50,7 @@ def probe_features(cfg: ProbeJob, checkpoint: str | None, run: RunDir) -> tuple[
         fs, reused = list_features(encoder, identity, model_cfg, path, p.data_root, p.sampling_rate, cache, split,
                                    flip_view=flip, test_views=(p.test_clips, p.test_crops),
                                    batch_size=p.extract_batch_size, num_workers=p.num_workers, device=device,
-                                   dtype=dtype, progress=progress)
+                                   dtype=dtype, progress=progress, pooling=p.pooling)
         run.echo(f"{split}: {fs.feats.shape[0]} videos, feature dim {fs.feats.shape[-1]}"
                  f"{' (cached)' if reused else ''}{f', {fs.skipped} skipped' if fs.skipped else ''}")
         sets.append(fs)

@@ -178,3 +178,13 @@ def test_bad_videos_are_skipped_named_and_counted(tmp_path, caplog):
     assert [r for r in records if "loss" in r][-1]["skipped"] > 0
     assert (out / "model" / "model.safetensors").is_file()
     assert json.loads((out / "model" / "config.json").read_text())
+
+
+def test_data_workers_do_not_change_training(tmp_path):
+    runs = {}
+    for workers in (0, 2):
+        out = tmp_path / f"w{workers}"
+        pretrain(job(out, "train.strategy=single", "train.epochs=1", f"data.num_workers={workers}"))
+        runs[workers] = weights(out)
+    for key in runs[0]:
+        assert torch.equal(runs[0][key], runs[2][key]), key

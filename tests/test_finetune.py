@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from conftest import write_two_class_videos
 
 from smile_video.cli import main
 from smile_video.config import ModelConfig
@@ -84,18 +85,8 @@ def test_rand_augment_is_identical_across_frames_and_seeded():
 @pytest.fixture(scope="module")
 def mp4_lists(tmp_path_factory):
     """Six tiny mp4 files in two classes (bright moving square / dark still one), VideoMAE-format lists."""
-    from smile_video.data.video_io import write_video
-
     root = tmp_path_factory.mktemp("videos")
-    lines = []
-    for i in range(6):
-        label = i % 2
-        frames = torch.full((12, 40, 40, 3), 40 + 10 * i, dtype=torch.uint8)
-        for t in range(12):
-            x = (3 * t) % 28 if label == 0 else 10
-            frames[t, 10:22, x:x + 12] = 230 if label == 0 else 90
-        write_video(root / f"v{i}.mp4", frames, fps=10)
-        lines.append(f"{root / f'v{i}.mp4'} 12 {label}")
+    lines = write_two_class_videos(root, 6, base=40, step=10, top=10, still_x=10, still_value=90)
     (root / "train.txt").write_text("\n".join(lines) + "\n")
     (root / "val.txt").write_text("\n".join(lines[:4]) + "\n")
     return root

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import torch
+from conftest import write_two_class_videos
 from torch import nn
 
 from smile_video.config import ProbeConfig
@@ -122,18 +123,8 @@ def test_cache_is_reused_only_when_the_key_matches(tmp_path):
 @pytest.fixture(scope="module")
 def mp4_lists(tmp_path_factory):
     """Eight tiny mp4 files, two classes (a bright square moving right / a dark still one), VideoMAE-format lists."""
-    from smile_video.data.video_io import write_video
-
     root = tmp_path_factory.mktemp("videos")
-    lines = []
-    for i in range(8):
-        label = i % 2
-        frames = torch.full((12, 40, 40, 3), 30 + 8 * i, dtype=torch.uint8)
-        for t in range(12):
-            x = (3 * t) % 28 if label == 0 else 12
-            frames[t, 12:24, x:x + 12] = 230 if label == 0 else 80
-        write_video(root / f"v{i}.mp4", frames, fps=10)
-        lines.append(f"{root / f'v{i}.mp4'} 12 {label}")
+    lines = write_two_class_videos(root, 8, base=30, step=8, top=12, still_x=12, still_value=80)
     (root / "train.txt").write_text("\n".join(lines) + "\n")
     (root / "val.txt").write_text("\n".join(lines[4:]) + "\n")
     return root

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..checkpoint import save_model
 from ..config import PretrainJob
 from ..data.collate import collate
+from ..devices import resolve_device
 from ..models import PretrainModel
 from ..runlog import RunDir
 from ..teachers import build_teacher
@@ -45,14 +46,6 @@ from .step import MicroStep
 
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. a non-finite loss); the last good checkpoint is intact."""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.device=cuda but no CUDA device is available")
-    return torch.device(name)
 
 
 def slot_seed(seed: int, step: int, slot: int) -> int:

@@ -26,13 +26,13 @@ from torch import nn
 
 from ..config import FinetuneJob, ModelConfig
 from ..data.normalize import normalize
+from ..devices import resolve_device
 from ..engine.distributed import DistInfo, all_reduce_mean, cleanup, init_distributed
 from ..engine.optim import cosine_lr, scaled_lr, set_lr
 from ..runlog import RunDir, atomic_write_bytes, atomic_write_text
 from .layer_decay import layer_decay_param_groups
 from .linear_probe import classification_metrics
 from .mixup import mix_video_batch, smooth_one_hot, soft_cross_entropy
-from .probe_job import resolve_device
 from .video_augment import rand_augment_batch
 
 __all__ = ["build_classifier", "finetune", "evaluate_views"]

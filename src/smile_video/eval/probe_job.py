@@ -15,21 +15,14 @@ from typing import Any
 import torch
 
 from ..config import ProbeJob
+from ..devices import resolve_device
 from ..runlog import RunDir, atomic_write_text
 from .features import FeatureSet, list_features, load_frozen_encoder
 from .knn import knn_evaluate
 from .linear_probe import train_linear_probe
 from .similarity import save_similarity
 
-__all__ = ["resolve_device", "probe_features", "run_probe", "run_knn"]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device=cuda was asked for, but CUDA is not available")
-    return torch.device(name)
+__all__ = ["probe_features", "run_probe", "run_knn"]
 
 
 def probe_features(cfg: ProbeJob, checkpoint: str | None, run: RunDir) -> tuple[FeatureSet, FeatureSet, str]:

@@ -62,15 +62,16 @@ def random_clip_teacher(model: ModelConfig) -> torch.nn.Module:
     return ViTTeacher(vit, model.grid, model.tubelet_size, mean=CLIP_MEAN, std=CLIP_STD)
 
 
-def build_step(preset: str, teacher: str, batch: int, device: torch.device, precision: str):
+def build_step(preset: str, teacher: str, batch: int, device: torch.device, precision: str, compile: bool = False):
     cfg = load_config(PretrainJob, overrides=[f"model.preset={preset}", f"train.precision={precision}"])
     tea = random_clip_teacher(cfg.model) if teacher == "clip-random" else build_teacher(cfg.teacher, cfg.model)
     tea = tea.to(device)
     model = PretrainModel(cfg.model, target_dim=tea.dim).to(device)
     opt = build_adamw(model, 1e-4, 0.05, (0.9, 0.95))
+    net = torch.compile(model) if compile else model
     amp = {"fp32": None, "bf16": torch.bfloat16}[precision]
     scaler = torch.amp.GradScaler(device.type, enabled=False)
-    step = MicroStep(cfg, model, tea, default_bank("pretrain"), device, amp, scaler)
+    step = MicroStep(cfg, net, tea, default_bank("pretrain"), device, amp, scaler)
     m = cfg.model
     video = torch.randint(0, 256, (batch, 3, m.num_frames, m.img_size, m.img_size), dtype=torch.uint8, device=device)
 
@@ -83,8 +84,10 @@ def build_step(preset: str, teacher: str, batch: int, device: torch.device, prec
 
 
 def bench_preset(preset: str, teacher: str, batch: int, device: torch.device, precision: str, steps: int,
-                 peak: float) -> dict:
-    cfg, model, run = build_step(preset, teacher, batch, device, precision)
+                 peak: float, compile: bool = False) -> dict:
+    cfg, model, run = build_step(preset, teacher, batch, device, precision, compile)
+    if compile:
+        run(0)  # compile outside the FLOP counter
     with FlopCounterMode(display=False) as counter:
         run(0)
     flops = counter.get_total_flops()
@@ -103,7 +106,8 @@ def bench_preset(preset: str, teacher: str, batch: int, device: torch.device, pr
         memory = torch.cuda.max_memory_allocated(device) / 2**30
     else:
         memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # process peak RSS (Linux: KiB)
-    return {"preset": preset, "teacher": teacher, "device": str(device), "precision": precision, "batch": batch,
+    return {"preset": preset, "teacher": teacher, "compile": compile, "device": str(device), "precision": precision,
+            "batch": batch,
             "frames": cfg.model.num_frames, "size": cfg.model.img_size, "step_s_median": median,
             "clips_per_s": batch / median, "peak_mem_gib": round(memory, 3), "tflops_per_step": flops / 1e12,
             "mfu": flops / median / peak, "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
@@ -116,6 +120,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="clips per step (default: 8 on CPU, 32 on CUDA)")
     parser.add_argument("--teacher", default="embedded", choices=["embedded", "clip-random"])
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--compile", action="store_true", help="torch.compile the student (train.compile=true)")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
@@ -129,9 +134,10 @@ def main() -> None:
     print(f"device: {name}; measured peak matmul {peak / 1e12:.2f} TFLOP/s ({precision})")
     results = []
     for preset in presets:
-        r = bench_preset(preset, args.teacher, batch, device, precision, args.steps, peak)
+        r = bench_preset(preset, args.teacher, batch, device, precision, args.steps, peak, args.compile)
         results.append(r)
-        print(f"{preset:6s} batch {batch:3d} {r['frames']}x{r['size']}px: {r['clips_per_s']:8.1f} clips/s, "
+        name = preset + (" compiled" if args.compile else "")
+        print(f"{name:6s} batch {batch:3d} {r['frames']}x{r['size']}px: {r['clips_per_s']:8.1f} clips/s, "
               f"step {r['step_s_median'] * 1e3:7.1f} ms (median of {args.steps}), "
               f"peak mem {r['peak_mem_gib']:.2f} GiB, "
               f"{r['tflops_per_step']:.3f} TFLOP/step, MFU {r['mfu']:.1%}")

@@ -58,14 +58,9 @@ def build_dataset(cfg: PretrainJob) -> Dataset:
     m, d = cfg.model, cfg.data
     videos = None
     if d.train_list:
-        from ..data.dataset import VideoClipDataset
-        from ..data.lists import read_video_list
+        from ..data.dataset import build_video_dataset
 
-        entries = read_video_list(d.train_list, data_root=d.data_root)
-        videos = VideoClipDataset(entries, num_frames=m.num_frames, sampling_rate=d.sampling_rate,
-                                  size=m.img_size, train=True, num_samples=d.num_samples,
-                                  crop_scales=tuple(d.crop_scales), flip=d.flip, seed=cfg.train.seed,
-                                  decoder=d.decoder)
+        videos = build_video_dataset(d, m.num_frames, m.img_size, seed=cfg.train.seed, train=True)
     if d.source == "video":
         return videos
     from ..data.synthetic import BackgroundClips

@@ -50,3 +50,26 @@ def test_bench_runs_the_train_step_benchmark(capsys, tmp_path):
     result = json.loads(out.read_text())["results"][0]
     assert result["preset"] == "tiny" and result["clips_per_s"] > 0 and 0 < result["mfu"] < 1.5
     assert "clips/s" in capsys.readouterr().out
+
+
+def test_a_verb_with_a_missing_dependency_does_not_break_the_others(monkeypatch, capsys):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_av(name, *args, **kwargs):
+        if name == "av" or name.startswith("av."):
+            raise ModuleNotFoundError("No module named 'av'", name="av")
+        return real_import(name, *args, **kwargs)
+
+    import sys as _sys
+
+    for mod in [m for m in _sys.modules if m.startswith("smile_video.commands.data_check") or m == "av"
+                or m.startswith("smile_video.data.decode")]:
+        monkeypatch.delitem(_sys.modules, mod)
+    monkeypatch.setattr(builtins, "__import__", no_av)
+    assert main(["data-check", "list.csv"]) == 1
+    assert "No module named 'av'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["pretrain", "--help"])
+    assert e.value.code == 0

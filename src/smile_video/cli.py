@@ -58,15 +58,33 @@ VERBS: tuple[Verb, ...] = (
 )
 
 
+class _Broken:
+    """A verb whose module cannot be imported (a dependency is missing): its help says so, running it fails clearly,
+    and every other verb still works."""
+
+    def __init__(self, error: ImportError) -> None:
+        self.error = error
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    def run(self, args: argparse.Namespace) -> int:
+        print(f"smile {args._verb.name}: cannot run: {self.error} (reinstall with `pip install -e .`)",
+              file=sys.stderr)
+        return 1
+
+
 def _load(verb: Verb):
-    """The verb's module, or None when it does not exist yet."""
+    """The verb's module, None when it does not exist yet, or a `_Broken` stand-in when an import inside it fails."""
     name = f"smile_video.commands.{verb.module}"
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as e:
         if e.name == name:
             return None
-        raise
+        return _Broken(e)
+    except ImportError as e:
+        return _Broken(e)
 
 
 def build_parser() -> argparse.ArgumentParser:

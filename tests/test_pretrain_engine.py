@@ -120,8 +120,10 @@ def test_two_process_ddp_matches_one_process_with_same_global_batch(tmp_path):
     assert check and check[0]["world_size"] == 2
     assert check[0]["max_param_divergence"] == 0.0  # ranks hold identical parameters
     a, b = weights(one), weights(two)
+    # Equal up to the order of the gradient reduction. Adam divides by sqrt(v), so an entry whose gradient is ~0 can
+    # move by up to ~lr per step on a rounding difference: bound the weights by the update scale (peak lr 1.6e-5).
     for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-5, msg=key)
     losses_one = [r["loss"] for r in read_metrics(one / "metrics.jsonl") if "loss" in r]
     losses_two = [r["loss"] for r in read_metrics(two / "metrics.jsonl") if "loss" in r]
     np.testing.assert_allclose(losses_one, losses_two, rtol=1e-5)

@@ -12,7 +12,6 @@ under ``"skipped"`` so the engine can count them. More consecutive failures rais
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ import av
 import torch
 
 from ..config import DataConfig
+from ..seeding import derive_seed
 from .collate import collate
 from .decode import DECODERS, VideoDecodeError, open_video
 from .lists import VideoEntry, read_video_list
@@ -37,9 +37,8 @@ class TooManyBadVideos(RuntimeError):
 
 
 def item_seed(seed: int, epoch: int, index: int, attempt: int = 0) -> int:
-    """A 63-bit seed that is a pure function of its arguments (stable across processes and Python versions)."""
-    digest = hashlib.blake2b(f"{seed}:{epoch}:{index}:{attempt}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & (2**63 - 1)
+    """The seed of one item's random draws: a pure function of its arguments."""
+    return derive_seed(seed, epoch, index, attempt)
 
 
 class VideoClipDataset(torch.utils.data.Dataset):

@@ -12,12 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..motion.backgrounds import make_background
-
-
-def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
-    """A CPU generator that depends only on (seed, epoch, index)."""
-    key = (seed * 1_000_003 + epoch) * 10_000_019 + index
-    return torch.Generator().manual_seed(key % (2**63))
+from ..seeding import derive_seed
 
 
 class BackgroundClips(Dataset):
@@ -43,7 +38,7 @@ class BackgroundClips(Dataset):
         return self.length if self.videos is None else len(self.videos)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        g = item_generator(self.seed, self.epoch, index)
+        g = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch, index))
         skipped: list[str] = []
         natural = None
         if self.videos is not None:

@@ -27,6 +27,7 @@ from ..data.collate import collate
 from ..devices import resolve_device
 from ..models import PretrainModel
 from ..runlog import RunDir
+from ..seeding import derive_seed
 from ..teachers import build_teacher
 from .checkpoints import find_resume, load_training_state, save_checkpoint
 from .distributed import (
@@ -46,11 +47,6 @@ from .step import MicroStep
 
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. a non-finite loss); the last good checkpoint is intact."""
-
-
-def slot_seed(seed: int, step: int, slot: int) -> int:
-    """The seed of every random draw of micro-batch slot `slot` at optimizer step `step`."""
-    return ((seed * 1_000_003 + step) * 10_007 + slot) % (2**63)
 
 
 def build_dataset(cfg: PretrainJob) -> Dataset:
@@ -184,7 +180,7 @@ class Pretrainer:
             last = a == len(batches) - 1
             sync = contextlib.nullcontext() if last or not info.enabled else self.net.no_sync()
             with sync:
-                losses.append(self.step_fn(video, mode, slot_seed(self.cfg.train.seed, self.step, slot)))
+                losses.append(self.step_fn(video, mode, derive_seed(self.cfg.train.seed, self.step, slot)))
         loss = all_reduce_mean(torch.stack(losses).mean().float().cpu(), info).item()
         if not torch.isfinite(torch.tensor(loss)):
             self.optimizer.zero_grad(set_to_none=True)

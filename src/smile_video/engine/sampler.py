@@ -13,10 +13,12 @@ from collections.abc import Iterator
 
 import torch
 
+from ..seeding import derive_seed
+
 
 def epoch_permutation(num_items: int, seed: int, epoch: int) -> torch.Tensor:
     """A permutation of range(num_items) that depends only on (seed, epoch)."""
-    g = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % (2**63))
+    g = torch.Generator().manual_seed(derive_seed(seed, epoch))
     return torch.randperm(num_items, generator=g)
 
 

@@ -51,6 +51,7 @@ def write_video(path: str | Path, frames: torch.Tensor | np.ndarray, fps: float 
     with av.open(str(path), mode="w", options={"movflags": "faststart"}) as container:
         stream = container.add_stream(codec, rate=rate)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.codec_context.thread_count = 1  # one encoder thread: the same frames give the same bytes, always
         if gop is not None:
             stream.codec_context.gop_size = gop
         if "264" in codec:

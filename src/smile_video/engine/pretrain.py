@@ -162,10 +162,13 @@ class Pretrainer:
         state = {"step": self.step, "stage": stage_name, "optimizer": self.optimizer.state_dict(),
                  "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
                  "skipped_total": self.skipped_total}
-        meta = {"kind": "pretrain", "target_dim": self.teacher.dim, "teacher": self.cfg.teacher.kind,
-                "step": self.step, "stage": stage_name}
-        save_checkpoint(self.run_dir.path, self.step, self.model, self.cfg.model, meta, state,
+        save_checkpoint(self.run_dir.path, self.step, self.model, self.cfg.model, self.model_meta(stage_name), state,
                         self.cfg.train.keep_last)
+
+    def model_meta(self, stage_name: str) -> dict[str, Any]:
+        """What `config.json` records beside the weights, for checkpoints and the final model alike."""
+        return {"kind": "pretrain", "target_dim": self.teacher.dim, "teacher": self.cfg.teacher.kind,
+                "step": self.step, "stage": stage_name}
 
     # --------------------------------------------------------------------------------------------------------- step
     def optimizer_step(self, batches: list[dict[str, Any]], mode: str) -> float:
@@ -250,8 +253,7 @@ class Pretrainer:
             divergence = max_param_divergence(self.model, self.info)
             rd.log({"event": "ddp_check", "world_size": self.info.world_size, "max_param_divergence": divergence})
         if self.info.is_main:
-            save_model(self.model, cfg.model, rd.file("model"),
-                       meta={"kind": "pretrain", "target_dim": self.teacher.dim, "step": self.step})
+            save_model(self.model, cfg.model, rd.file("model"), meta=self.model_meta(plan.stages[-1].name))
             plot_loss_curve(rd.file("metrics.jsonl"), rd.file("loss_curve.png"))
         if self.tb is not None:
             self.tb.close()

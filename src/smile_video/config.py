@@ -153,9 +153,11 @@ class MotionConfig:
     num_points: int = 128  # M >> T (paper trajectory; docs/motion.md justifies M = 128, kappa = 8)
     kappa: float = 8.0  # Gaussian smoothing factor (std), in points of the M-point path
     device: str = "auto"  # where compositing runs: auto (the training device) | cpu | cuda
+    kernel: str = "auto"  # compositing kernel: auto (c on CPU, triton on CUDA, else torch) | c | triton | torch
 
     def validate(self) -> None:
         _check_choice("motion.trajectory", self.trajectory, ("paper", "official"))
+        _check_choice("motion.kernel", self.kernel, ("auto", "c", "triton", "torch"))
         if self.num_objects < 0:
             raise ConfigError(f"motion.num_objects must be >= 0, got {self.num_objects}")
         if not 0 < self.size_min <= self.size_max:

@@ -1,14 +1,18 @@
 """Batched compositing of rotated, scaled RGBA sprites onto clips, with the per-frame alpha of every object.
 
 One bilinear affine warp per (clip, object, frame), computed only inside a window around that object in that
-frame: windows of similar size (per-frame footprint, rotation and scale included, cut to the visible part) are
-grouped into a few size buckets, and each bucket is one `grid_sample` over all its (clip, frame) windows at once.
-The sprites of one object slot are stacked into one premultiplied texture (each cell padded with transparent
-texels, the sample clamped to its own cell), so a bucket mixes clips freely. The blend ``v (1 - a) + rgb a`` is
-computed on the window read straight from the clip (uint8 stays uint8 outside the windows; rounded, not truncated)
-and written back in place. Objects are pasted in order k = 0, 1, ... (later ones on top). Works on CPU and CUDA,
-for uint8 and float clips; the alpha comes back as an `ObjectAlpha` (windows, not full frames). The geometry is
-stated on `MotionParams`.
+frame (`windows.plan_windows`: the footprint with rotation and scale, cut to the frame). Three kernels give the
+same result (up to float rounding: +-1 on a uint8 channel, exactly the same untouched pixels):
+
+- ``c`` (CPU; default there when a C compiler is found): one fused, vectorised pass per window that solves, per
+  row, the span of pixels the sprite can cover and samples, blends and writes only those (`cpu_kernel`).
+- ``triton`` (CUDA; default there when triton imports): the same fused pass as a Triton kernel (`triton_kernel`).
+- ``torch`` (any device): windows of similar size grouped into buckets, each bucket one ``grid_sample`` over all
+  its (clip, frame) windows of a stacked premultiplied texture, then a blend through ``unfold`` views.
+
+The blend ``v (1 - a) + rgb a`` is rounded (not truncated) for uint8; objects are pasted in order k = 0, 1, ...
+(later ones on top); pixels where every alpha is 0 are left exactly unchanged. The alpha comes back as an
+`ObjectAlpha` (windows, not full frames). The geometry is stated on `MotionParams` and `windows`.
 """
 
 from __future__ import annotations
@@ -19,28 +23,47 @@ import torch
 import torch.nn.functional as F
 
 from ..config import MotionConfig
+from . import cpu_kernel
 from .alpha import AlphaPiece, ObjectAlpha
 from .params import REFERENCE_SIZE, MotionParams, sample_motion
+from .windows import WindowPlan, object_boxes, plan_windows
 
-__all__ = ["composite", "infuse_motion", "object_boxes", "atlas_size_for"]
+__all__ = ["composite", "infuse_motion", "object_boxes", "atlas_size_for", "BACKENDS", "resolve_backend"]
 
-
-def object_boxes(params: MotionParams, atlas_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Half extents (x, y) in pixels of each object's axis-aligned footprint, rotation included: (B, K, T) twice.
-
-    A margin of half an atlas texel plus one pixel covers bilinear spill past the cell edge.
-    """
-    rad = torch.deg2rad(params.angles.float())  # (B, K, T)
-    c, s = rad.cos().abs(), rad.sin().abs()
-    w = params.sizes[..., 0:1].float() * params.scales.float()  # (B, K, T) box width in pixels
-    h = params.sizes[..., 1:2].float() * params.scales.float()
-    margin = 0.5 * torch.maximum(w, h) / atlas_size + 1.0
-    return (c * w + s * h) / 2 + margin, (s * w + c * h) / 2 + margin
+BACKENDS = ("auto", "c", "triton", "torch")
 
 
-def _bucket(side: torch.Tensor, step: int) -> torch.Tensor:
-    """Round window sides up to multiples of `step` (8 on CPU: little wasted area; 32 on CUDA: few launches)."""
-    return torch.div(side + step - 1, step, rounding_mode="floor") * step
+def _triton_available() -> bool:
+    from . import triton_kernel
+
+    return triton_kernel.available()
+
+
+def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype = torch.uint8) -> str:
+    """The kernel `composite` runs: ``auto`` is c on CPU (when the C kernel builds) and triton on CUDA (when triton
+    imports), for uint8 or float32 clips; otherwise torch."""
+    if backend not in BACKENDS:
+        raise ValueError(f"composite: backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    fused_dtype = dtype in (torch.uint8, torch.float32)
+    if backend != "torch" and not fused_dtype:
+        if backend == "auto":
+            return "torch"
+        raise ValueError(f"composite: the {backend} backend takes uint8 or float32 clips, got {dtype} "
+                         "(backend='torch' takes any float)")
+    if backend == "auto":
+        if device.type == "cpu" and cpu_kernel.available():
+            return "c"
+        if device.type == "cuda" and _triton_available():
+            return "triton"
+        return "torch"
+    if backend == "c" and device.type != "cpu":
+        raise ValueError(f"composite: backend 'c' runs on the CPU, the video is on {device.type}")
+    if backend == "c" and not cpu_kernel.available():
+        raise ValueError(f"composite: backend 'c' is not available: {cpu_kernel.build_error()}")
+    if backend == "triton" and (device.type != "cuda" or not _triton_available()):
+        raise ValueError(f"composite: backend 'triton' needs a CUDA video and the triton package (video on "
+                         f"{device.type})")
+    return backend
 
 
 def _texture(sprites: torch.Tensor, is_uint8: bool) -> torch.Tensor:
@@ -64,8 +87,57 @@ def _texture(sprites: torch.Tensor, is_uint8: bool) -> torch.Tensor:
     return tex.unsqueeze(0)
 
 
+def _composite_torch(out: torch.Tensor, atlas: torch.Tensor, object_ids: torch.Tensor, plan: WindowPlan,
+                     alpha: ObjectAlpha) -> None:
+    """The grid_sample backend: per bucket, one sampling of all its windows from a texture of the slot's sprites."""
+    B, A = out.shape[0], atlas.shape[-1]
+    is_uint8 = out.dtype == torch.uint8
+    device = out.device
+    Hm = B * (A + 2) + 2  # texture rows
+    out_cf = out.transpose(0, 1)  # (3, B, T, H, W) view: windows come out channel-first
+    tex, tex_k = None, -1
+    sx, sy = 2 / (A + 2), 2 / Hm
+    for bk in plan.buckets:
+        sl = slice(bk.start, bk.start + bk.count)
+        if bk.k != tex_k:  # the slot's sprites, one cell per clip
+            tex, tex_k = _texture(atlas[object_ids[:, bk.k]], is_uint8), bk.k
+        n, hh, ww = bk.count, bk.h, bk.w
+        b, t, x0, y0 = plan.b[sl], plan.t[sl], plan.x0[sl], plan.y0[sl]
+        j = torch.arange(ww, device=device, dtype=torch.float32).view(1, 1, ww)
+        i = torch.arange(hh, device=device, dtype=torch.float32).view(1, hh, 1)
+
+        def col(x: torch.Tensor, sl: slice = sl, n: int = n) -> torch.Tensor:  # (n, 1, 1) per-window coefficient
+            return x[sl].view(n, 1, 1)
+
+        # texel (u, v) -> grid_sample's normalised coords over the texture (align_corners=False): x = (u + 1) sx - 1
+        # (cell columns start at texture column 1), y = (v + b (A + 2) + 2) sy - 1, clamped to the clip's own cell
+        grid = torch.empty(n, hh, ww, 2, device=device)
+        torch.add((col(plan.ux) * sx) * j + (col(plan.uy) * sx) * i, (col(plan.u0) + 1) * sx - 1, out=grid[..., 0])
+        off = (b * (A + 2) + 2).float().view(n, 1, 1)
+        torch.add((col(plan.vx) * sy) * j + (col(plan.vy) * sy) * i, (col(plan.v0) + off) * sy - 1, out=grid[..., 1])
+        lo = (off - 1) * sy - 1  # keep y inside the cell's transparent border
+        torch.clamp(grid[..., 1], lo, lo + (A + 2) * sy, out=grid[..., 1])
+        smp = F.grid_sample(tex, grid.view(1, n * hh, ww, 2), mode="bilinear", padding_mode="border",
+                            align_corners=False).view(4, n, hh, ww)
+        a = smp[3]  # (n, hh, ww)
+        windows = out_cf.unfold(3, hh, 1).unfold(4, ww, 1)  # (3, B, T, H - hh + 1, W - ww + 1, hh, ww) view
+        blended = torch.addcmul(smp[:3], windows[:, b, t, y0, x0], 1 - a)  # (3, n, hh, ww)
+        windows[:, b, t, y0, x0] = blended.to(out.dtype)  # uint8: truncating v (1 - a) + rgb + 0.5
+        q = (a * 255).round_().clamp_(min=1).mul_(a > 0).to(torch.uint8)  # nonzero wherever a > 0
+        alpha.pieces.append(AlphaPiece(bk.k, b, t, y0, x0, q))
+
+
+def _pieces_from_flat(plan: WindowPlan, flat: torch.Tensor, alpha: ObjectAlpha) -> None:
+    """Split a flat alpha buffer (bucket after bucket, `plan.offset`) into one `AlphaPiece` per bucket (views)."""
+    for bk in plan.buckets:
+        sl = slice(bk.start, bk.start + bk.count)
+        first = int(plan.offset[bk.start]) if bk.count else 0
+        a = flat[first:first + bk.count * bk.h * bk.w].view(bk.count, bk.h, bk.w)
+        alpha.pieces.append(AlphaPiece(bk.k, plan.b[sl], plan.t[sl], plan.y0[sl], plan.x0[sl], a))
+
+
 def composite(video: torch.Tensor, atlas: torch.Tensor, params: MotionParams,
-              inplace: bool = False) -> tuple[torch.Tensor, ObjectAlpha]:
+              inplace: bool = False, backend: str = "auto") -> tuple[torch.Tensor, ObjectAlpha]:
     """Paste K objects into every frame of B clips.
 
     Args:
@@ -73,6 +145,7 @@ def composite(video: torch.Tensor, atlas: torch.Tensor, params: MotionParams,
         atlas: (N, 4, A, A) uint8 RGBA cells (`ObjectBank.atlas`), on the video's device.
         params: motion of K objects per clip (`MotionParams`), any device (moved to the video's).
         inplace: write into `video` instead of a copy.
+        backend: auto | c | triton | torch (module docstring; `resolve_backend`).
 
     Returns:
         (augmented video: same shape, dtype and device as `video`;
@@ -89,71 +162,32 @@ def composite(video: torch.Tensor, atlas: torch.Tensor, params: MotionParams,
         raise ValueError(f"composite: params are for B={params.batch}, T={params.num_frames} but the video is "
                          f"{tuple(video.shape)}")
     device = video.device
+    kernel = resolve_backend(backend, device, video.dtype)
     params = params.to(device)
     K, A = params.num_objects, atlas.shape[-1]
-    out = video if inplace else video.clone()
     alpha = ObjectAlpha.zeros(bsz, K, T, H, W, device)
     if K == 0 or bsz == 0:
-        return out, alpha
+        return (video if inplace else video.clone()), alpha
     if int(params.object_ids.min()) < 0 or int(params.object_ids.max()) >= atlas.shape[0]:
         raise ValueError(f"composite: object_ids must index the {atlas.shape[0]} atlas rows")
-    is_uint8 = video.dtype == torch.uint8
     atlas = atlas.to(device)
-    step = 32 if device.type == "cuda" else 8
+    if kernel == "torch":
+        out = video if inplace else video.clone()
+        plan = plan_windows(params, A, H, W, step=32 if device.type == "cuda" else 8)
+        _composite_torch(out, atlas, params.object_ids, plan, alpha)
+        return out, alpha
+    out = video if inplace else video.clone(memory_format=torch.contiguous_format)
+    work = out if out.is_contiguous() else out.contiguous()  # the fused kernels index a contiguous clip
+    plan = plan_windows(params, A, H, W, step=8)
+    if kernel == "c":
+        flat = cpu_kernel.blend_windows(work, atlas, plan)
+    else:
+        from . import triton_kernel
 
-    hx, hy = object_boxes(params, A)  # (B, K, T) half extents with margin
-    cx, cy = params.centers[..., 0].float(), params.centers[..., 1].float()  # (B, K, T)
-    # the visible part of each footprint, in whole pixels: columns [xa, xb), rows [ya, yb)
-    xa, xb = (cx - hx).clamp(0, W).floor(), (cx + hx).clamp(0, W).ceil()
-    ya, yb = (cy - hy).clamp(0, H).floor(), (cy + hy).clamp(0, H).ceil()
-    side = _bucket(torch.maximum(xb - xa, yb - ya).long(), step)  # (B, K, T) window side, 0 when invisible
-    rad = torch.deg2rad(params.angles.float())
-    cos, sin = rad.cos(), rad.sin()  # (B, K, T)
-    # texel units per pixel of the sprite axes: the cell's A texels span the scaled box
-    kx = A / (params.sizes[..., 0:1].float() * params.scales.float())  # (B, K, T)
-    ky = A / (params.sizes[..., 1:2].float() * params.scales.float())
-    Hm = bsz * (A + 2) + 2  # texture rows
-    out_cf = out.transpose(0, 1)  # (3, B, T, H, W) view: windows come out channel-first
-
-    for k in range(K):  # in paste order: later objects cover earlier ones
-        keys, order = side[:, k].reshape(-1).sort()  # (B T,) entries e = b T + t, by window side
-        sizes, counts = torch.unique_consecutive(keys, return_counts=True)
-        tex = _texture(atlas[params.object_ids[:, k]], is_uint8)  # (1, 4, Hm, A + 2)
-        start = 0
-        for s, n in zip(sizes.tolist(), counts.tolist()):  # the one host sync of this slot
-            idx, start = order[start:start + n], start + n
-            if s == 0:
-                continue  # wholly outside the frame
-            b, t = idx.div(T, rounding_mode="floor"), idx.remainder(T)  # (n,)
-            hh, ww = min(s, H), min(s, W)
-            x0 = xa[b, k, t].long().clamp(max=W - ww)  # (n,) window origin, window inside the frame
-            y0 = ya[b, k, t].long().clamp(max=H - hh)
-            c, sn, gx, gy = cos[b, k, t], sin[b, k, t], kx[b, k, t], ky[b, k, t]  # (n,)
-            ex = x0 + 0.5 - cx[b, k, t]  # (n,) first pixel centre relative to the object centre
-            ey = y0 + 0.5 - cy[b, k, t]
-            # sprite texel coords of pixel (i, j): lx = A/2 + kx (c dx - s dy), ly = A/2 + ky (s dx + c dy) with
-            # dx = j + ex, dy = i + ey (rotation counter-clockwise on screen, y down); then normalised for
-            # grid_sample over the texture (align_corners=False): x in cell columns 1..A, y in cell rows of clip b
-            j = torch.arange(ww, device=device, dtype=torch.float32)
-            i = torch.arange(hh, device=device, dtype=torch.float32)
-            grid = torch.empty(n, hh, ww, 2, device=device)
-            sx, sy = 2 / (A + 2), 2 / Hm
-            row0 = (c * gx * sx).view(n, 1, 1) * j.view(1, 1, ww) + (gx * sx * (c * ex - sn * ey)).view(n, 1, 1)
-            torch.add(row0, (-sn * gx * sx).view(n, 1, 1) * i.view(1, hh, 1), out=grid[..., 0])
-            off = (b * (A + 2) + 2 + A / 2).float()  # (n,) texture row of the cell's centre line
-            row1 = (sn * gy * sy).view(n, 1, 1) * j.view(1, 1, ww) + \
-                ((gy * (sn * ex + c * ey) + off) * sy - 1).view(n, 1, 1)
-            torch.add(row1, (c * gy * sy).view(n, 1, 1) * i.view(1, hh, 1), out=grid[..., 1])
-            lo = ((off - A / 2 - 1) * sy - 1).view(n, 1, 1)  # keep y inside the cell's transparent border
-            torch.clamp(grid[..., 1], lo, lo + (A + 2) * sy, out=grid[..., 1])
-            smp = F.grid_sample(tex, grid.view(1, n * hh, ww, 2), mode="bilinear", padding_mode="border",
-                                align_corners=False).view(4, n, hh, ww)
-            a = smp[3]  # (n, hh, ww)
-            windows = out_cf.unfold(3, hh, 1).unfold(4, ww, 1)  # (3, B, T, H - hh + 1, W - ww + 1, hh, ww) view
-            blended = torch.addcmul(smp[:3], windows[:, b, t, y0, x0], 1 - a)  # (3, n, hh, ww)
-            windows[:, b, t, y0, x0] = blended.to(video.dtype)  # uint8: truncating v (1 - a) + rgb + 0.5
-            q = (a * 255).round_().clamp_(min=1).mul_(a > 0).to(torch.uint8)  # nonzero wherever a > 0
-            alpha.pieces.append(AlphaPiece(k, b, t, y0, x0, q))
+        flat = triton_kernel.blend_windows(work, atlas, plan)
+    _pieces_from_flat(plan, flat, alpha)
+    if work is not out:
+        out.copy_(work)
     return out, alpha
 
 
@@ -179,4 +213,4 @@ def infuse_motion(video: torch.Tensor, bank, cfg: MotionConfig,
         return video, ObjectAlpha.zeros(bsz, cfg.num_objects, T, H, W, device)
     params = sample_motion(bsz, T, H, W, len(bank), cfg, generator, device=device)
     atlas = bank.atlas(atlas_size_for(cfg, H, W, bank.max_side), device)
-    return composite(video, atlas, params)
+    return composite(video, atlas, params, backend=cfg.kernel)

@@ -70,7 +70,8 @@ class ObjectBank:
                           [self.names[i] for i in idx], self.max_side)
 
     def atlas(self, size: int, device: torch.device | str = "cpu") -> torch.Tensor:
-        """Every sprite fitted into a ``size x size`` cell: (N, 4, size, size) uint8 RGBA on `device`.
+        """Every sprite fitted into a ``size x size`` cell: (N, 4, size, size) uint8 RGBA on `device`, channels-last
+        in memory.
 
         The sprite is resized (premultiplied-alpha antialiased resampling, aspect kept) so its longest side is
         `size`, and centred; the rest of the cell is transparent. Cached per (size, device).
@@ -88,7 +89,9 @@ class ObjectBank:
                     im = im.resize((nw, nh), Image.Resampling.LANCZOS)  # Pillow resamples RGBA premultiplied
                 y0, x0 = (size - nh) // 2, (size - nw) // 2
                 cells[i, y0:y0 + nh, x0:x0 + nw] = np.asarray(im)
-            self._atlas_cache[key] = torch.from_numpy(cells).permute(0, 3, 1, 2).contiguous().to(device)
+            # channels-last in memory (a (N, 4, A, A) view of the RGBA cells): the fused compositing kernels read
+            # one texel's 4 bytes together
+            self._atlas_cache[key] = torch.from_numpy(cells).permute(0, 3, 1, 2).to(device)
         return self._atlas_cache[key]
 
     # ---------------------------------------------------------------------------------------------------------

@@ -146,12 +146,13 @@ def plan_windows(params: MotionParams, atlas_size: int, height: int, width: int,
 
 
 def texel_cells(atlas: torch.Tensor, sprite: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The atlas as (M, A, A, 4) channel-last RGBA cells, each window's row in them, and their `cell_bounds`.
+    """The atlas as (M, A, A, 4) channel-last RGBA cells, each window's row in them, and their `cell_bounds`
+    (M, 8).
 
     A channels-last atlas (`ObjectBank.atlas`) is used as it is (a view, M = N, rows unchanged; its bounds are
     computed once and cached on the atlas tensor); any other layout gathers only the rows in use (M = their
     count) instead of converting the whole atlas.
-    atlas: (N, 4, A, A) uint8; sprite: (n,) long atlas rows -> (cells, (n,) long rows of cells, (M, 4) float32).
+    atlas: (N, 4, A, A) uint8; sprite: (n,) long atlas rows -> (cells, (n,) long rows of cells, (M, 8) float32).
     """
     cells = atlas.permute(0, 2, 3, 1)
     if cells.is_contiguous():
@@ -171,20 +172,24 @@ _BOUNDS: dict[int, tuple] = {}  # id(atlas) -> (weakref to it, its version, boun
 
 
 def cell_bounds(cells: torch.Tensor) -> torch.Tensor:
-    """(M, 4) float32 texel bounds ``(u_lo, u_hi, v_lo, v_hi)`` of the non-transparent part of each cell: a
-    bilinear sample at (u, v) can be non-zero only if ``u_lo < u < u_hi`` and ``v_lo < v < v_hi`` (first opaque
-    column - 0.5 to last opaque column + 1.5). Fully transparent cells get an empty range.
+    """(M, 8) float32 bounds of where a bilinear sample of each cell can be non-zero: an octagon in texel space,
+    ``u_lo < u < u_hi``, ``v_lo < v < v_hi``, ``s_lo < u + v < s_hi``, ``d_lo < u - v < d_hi`` (columns in that
+    order). Texel (cu, cv) with alpha > 0 reaches samples with ``|u - cu - 0.5| < 1`` and ``|v - cv - 0.5| < 1``;
+    the bounds are the union over those texels. Fully transparent cells get empty ranges. The diagonal bounds cut
+    the corners of round sprites (most emoji), so kernels skip more untouched pixels.
 
     cells: (M, A, A, 4) uint8 (`texel_cells`).
     """
     A = cells.shape[1]
-    out = torch.empty(cells.shape[0], 4, device=cells.device)
-    idx = torch.arange(A, device=cells.device, dtype=torch.float32)
-    big = float(A + 4)
-    for start in range(0, cells.shape[0], 256):  # chunks: a bool copy of the whole atlas would be large
-        opaque = cells[start:start + 256, ..., 3] > 0  # (m, A, A)
-        for axis, (lo_col, hi_col) in ((1, (0, 1)), (2, (2, 3))):  # any over rows -> columns (u); over cols -> v
-            mask = opaque.any(dim=axis)  # (m, A)
-            out[start:start + 256, lo_col] = torch.where(mask, idx, big).amin(dim=1) - 0.5
-            out[start:start + 256, hi_col] = torch.where(mask, idx, -big).amax(dim=1) + 1.5
+    out = torch.empty(cells.shape[0], 8, device=cells.device)
+    cv, cu = torch.meshgrid(torch.arange(A, device=cells.device, dtype=torch.float32),
+                            torch.arange(A, device=cells.device, dtype=torch.float32), indexing="ij")  # (A, A)
+    big = float(4 * A + 8)
+    # per quantity q(cu, cv): (value, margin below its min, margin above its max)
+    quantities = ((cu, -0.5, 1.5), (cv, -0.5, 1.5), (cu + cv, -1.0, 3.0), (cu - cv, -2.0, 2.0))
+    for start in range(0, cells.shape[0], 128):  # chunks: a bool copy of the whole atlas would be large
+        opaque = cells[start:start + 128, ..., 3] > 0  # (m, A, A)
+        for c, (q, below, above) in enumerate(quantities):
+            out[start:start + 128, 2 * c] = torch.where(opaque, q, big).amin(dim=(1, 2)) + below
+            out[start:start + 128, 2 * c + 1] = torch.where(opaque, q, -big).amax(dim=(1, 2)) + above
     return out

@@ -1,16 +1,20 @@
 /* Fused compositing of a `WindowPlan` on the CPU (smile_video.motion.cpu_kernel compiles and loads this file).
  *
- * Per window: for each row, the span of pixels whose texel coordinates fall inside the sprite's non-transparent
- * bounds is solved in closed form (padded to a multiple of 16 pixels so the compiler's vector loop has no scalar
- * tail), then every pixel of the span is sampled (bilinear, straight-alpha RGBA texels read as one uint32 each,
- * out-of-cell texels transparent), blended into the three colour planes and its alpha written. Semantics are
- * those of the torch backend (docs/motion.md): sa = sum w a (0..255), P = sum w a c (0..65025); uint8:
- * new = min(255, trunc(old (1 - sa/255) + P/255 + 0.5)); float: new = old (1 - sa/255) + P/65025; alpha byte
- * round(sa), at least 1 where sa > 0. A pixel with sa == 0 keeps its exact value.
+ * Per window: for each row, the span of pixels whose texel coordinates fall inside the sprite's octagonal
+ * non-transparent bounds is solved in closed form (padded to the vector width), then every pixel of the span is
+ * sampled (bilinear, straight-alpha RGBA texels read as one uint32 each, out-of-cell texels transparent),
+ * blended into the three colour planes and its alpha written: 16 pixels at a time with AVX-512, 8 with AVX2,
+ * else a plain loop. Semantics are those of the torch backend (docs/motion.md): sa = sum w a (0..255),
+ * P = sum w a c (0..65025); uint8: new = min(255, trunc(old (1 - sa/255) + P/255 + 0.5)); float:
+ * new = old (1 - sa/255) + P/65025; alpha byte round(sa), at least 1 where sa > 0. A pixel with sa == 0 keeps
+ * its exact value.
  */
 #include <math.h>
 #include <stdint.h>
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__FMA__)
+#include <immintrin.h>
+#define PAD 16 /* the AVX-512 loop takes 16 pixels at a time (then AVX2 8, then scalar) */
+#elif defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define PAD 8 /* the AVX2 loop takes 8 pixels at a time */
 #else
@@ -151,6 +155,70 @@ static inline void block8_u8(const uint32_t *cell, int A, int j, float ur, float
 }
 #endif
 
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__FMA__)
+static inline __m512 channel16(__m512i p, int shift) {
+    return _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(p, shift), _mm512_set1_epi32(255)));
+}
+
+static inline __m512 load16(const uint8_t *src) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)src)));
+}
+
+static inline void store16(uint8_t *dst, __m512i x) { _mm_storeu_si128((__m128i *)dst, _mm512_cvtusepi32_epi8(x)); }
+
+/* block8_u8 with 16 lanes */
+static inline void block16_u8(const uint32_t *cell, int A, int j, float ur, float vr, float ux, float vx,
+                              uint8_t *rr, uint8_t *rg, uint8_t *rb, uint8_t *ra) {
+    const __m512 jf = _mm512_add_ps(_mm512_set1_ps((float)j),
+                                    _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    const __m512 fu = _mm512_fmadd_ps(_mm512_set1_ps(ux), jf, _mm512_set1_ps(ur));
+    const __m512 fv = _mm512_fmadd_ps(_mm512_set1_ps(vx), jf, _mm512_set1_ps(vr));
+    const __m512 flu = _mm512_roundscale_ps(fu, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    const __m512 flv = _mm512_roundscale_ps(fv, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    const __m512 du = _mm512_sub_ps(fu, flu), dv = _mm512_sub_ps(fv, flv), one = _mm512_set1_ps(1.f);
+    const __m512i iu = _mm512_cvttps_epi32(flu), iv = _mm512_cvttps_epi32(flv);
+    const __m512i vA = _mm512_set1_epi32(A), m1 = _mm512_set1_epi32(-1), z = _mm512_setzero_si512();
+    const __m512i top = _mm512_set1_epi32(A - 1), inc = _mm512_set1_epi32(1);
+    const __m512i iu1 = _mm512_add_epi32(iu, inc), iv1 = _mm512_add_epi32(iv, inc);
+#define INSIDE(x) (_mm512_cmpgt_epi32_mask(x, m1) & _mm512_cmpgt_epi32_mask(vA, x))
+    const __m512 wu0 = _mm512_maskz_mov_ps(INSIDE(iu), _mm512_sub_ps(one, du));
+    const __m512 wu1 = _mm512_maskz_mov_ps(INSIDE(iu1), du);
+    const __m512 wv0 = _mm512_maskz_mov_ps(INSIDE(iv), _mm512_sub_ps(one, dv));
+    const __m512 wv1 = _mm512_maskz_mov_ps(INSIDE(iv1), dv);
+#undef INSIDE
+#define CLAMP(x) _mm512_min_epi32(_mm512_max_epi32(x, z), top)
+    const __m512i cu0 = CLAMP(iu), cu1 = CLAMP(iu1);
+    const __m512i r0 = _mm512_mullo_epi32(CLAMP(iv), vA), r1 = _mm512_mullo_epi32(CLAMP(iv1), vA);
+#undef CLAMP
+    const __m512i p00 = _mm512_i32gather_epi32(_mm512_add_epi32(r0, cu0), (const void *)cell, 4);
+    const __m512i p01 = _mm512_i32gather_epi32(_mm512_add_epi32(r0, cu1), (const void *)cell, 4);
+    const __m512i p10 = _mm512_i32gather_epi32(_mm512_add_epi32(r1, cu0), (const void *)cell, 4);
+    const __m512i p11 = _mm512_i32gather_epi32(_mm512_add_epi32(r1, cu1), (const void *)cell, 4);
+    const __m512 w00 = _mm512_mul_ps(_mm512_mul_ps(wu0, wv0), channel16(p00, 24));
+    const __m512 w01 = _mm512_mul_ps(_mm512_mul_ps(wu1, wv0), channel16(p01, 24));
+    const __m512 w10 = _mm512_mul_ps(_mm512_mul_ps(wu0, wv1), channel16(p10, 24));
+    const __m512 w11 = _mm512_mul_ps(_mm512_mul_ps(wu1, wv1), channel16(p11, 24));
+    const __m512 sa = _mm512_add_ps(_mm512_add_ps(w00, w01), _mm512_add_ps(w10, w11));
+    const __mmask16 pos = _mm512_cmp_ps_mask(sa, _mm512_setzero_ps(), _CMP_GT_OQ);
+    if (!pos) return; /* all 16 transparent: the pixels keep their values and the alpha buffer is already 0 */
+    const __m512 keep = _mm512_fnmadd_ps(sa, _mm512_set1_ps(1.f / 255.f), one);
+    const __m512 half = _mm512_set1_ps(0.5f), cap = _mm512_set1_ps(255.f), inv = _mm512_set1_ps(1.f / 255.f);
+    __m512i q = _mm512_min_epi32(_mm512_cvttps_epi32(_mm512_add_ps(sa, half)), _mm512_set1_epi32(255));
+    q = _mm512_mask_add_epi32(q, pos & _mm512_cmpeq_epi32_mask(q, z), q, inc); /* at least 1 where sa > 0 */
+    store16(ra + j, q);
+    uint8_t *planes[3] = {rr, rg, rb};
+    for (int c = 0; c < 3; c++) {
+        const int sh = 8 * c;
+        __m512 acc = _mm512_mul_ps(w00, channel16(p00, sh));
+        acc = _mm512_fmadd_ps(w01, channel16(p01, sh), acc);
+        acc = _mm512_fmadd_ps(w10, channel16(p10, sh), acc);
+        acc = _mm512_fmadd_ps(w11, channel16(p11, sh), acc);
+        __m512 nv = _mm512_fmadd_ps(load16(planes[c] + j), keep, _mm512_fmadd_ps(acc, inv, half));
+        store16(planes[c] + j, _mm512_cvttps_epi32(_mm512_min_ps(nv, cap)));
+    }
+}
+#endif
+
 static void window_u8(const uint32_t *restrict cell, int A, const float *bnd, uint8_t *restrict r,
                       uint8_t *restrict g, uint8_t *restrict b, long stride, uint8_t *restrict alpha, int h, int w,
                       float u0, float ux, float uy, float v0, float vx, float vy) {
@@ -161,6 +229,9 @@ static void window_u8(const uint32_t *restrict cell, int A, const float *bnd, ui
         ur -= 0.5f;
         vr -= 0.5f;
         uint8_t *rr = r + i * stride, *rg = g + i * stride, *rb = b + i * stride, *ra = alpha + (long)i * w;
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__FMA__)
+        for (; j0 + 16 <= j1; j0 += 16) block16_u8(cell, A, j0, ur, vr, ux, vx, rr, rg, rb, ra);
+#endif
 #if defined(__AVX2__) && defined(__FMA__)
         for (; j0 + 8 <= j1; j0 += 8) block8_u8(cell, A, j0, ur, vr, ux, vx, rr, rg, rb, ra);
 #endif

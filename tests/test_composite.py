@@ -25,9 +25,24 @@ def _atlas() -> torch.Tensor:
     return atlas
 
 
+BACKEND = {"name": "auto"}
+
+
+@pytest.fixture(autouse=True, params=["c", "torch"])
+def backend(request):
+    """Every test here runs with each CPU backend (`composite` below passes it on)."""
+    from smile_video.motion import cpu_kernel
+
+    if request.param == "c" and not cpu_kernel.available():
+        pytest.skip(f"no C kernel: {cpu_kernel.build_error()}")
+    BACKEND["name"] = request.param
+    yield request.param
+    BACKEND["name"] = "auto"
+
+
 def composite(video, atlas, params):
-    """`composite` with the alpha as a dense (B, K, T, H, W) float tensor."""
-    out, alpha = _composite(video, atlas, params)
+    """`composite` (with the test's backend) with the alpha as a dense (B, K, T, H, W) float tensor."""
+    out, alpha = _composite(video, atlas, params, backend=BACKEND["name"] if video.device.type == "cpu" else "auto")
     assert isinstance(alpha, ObjectAlpha) and alpha.shape == (video.shape[0], params.num_objects, *video.shape[2:])
     return out, alpha.dense()
 

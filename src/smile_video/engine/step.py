@@ -35,13 +35,14 @@ class MicroStep:
         where = self.cfg.motion.device  # e.g. motion.device=cpu: composite on the CPU while training on a GPU
         if where not in ("auto", self.device.type):
             gen = torch.Generator(device=where).manual_seed(gen.initial_seed())
+        # in place: the loader's batch is not used after this step (saves a copy of every clip)
         if mode == "mixed":  # first half original, second half augmented
             half = video.shape[0] // 2
-            aug, alpha = infuse_motion(video[half:], self.bank, self.cfg.motion, gen)
+            aug, alpha = infuse_motion(video[half:], self.bank, self.cfg.motion, gen, inplace=True)
             aug, alpha = aug.to(self.device), alpha.to(self.device)
             none = ObjectAlpha.zeros(half, *alpha.shape[1:], device=alpha.device)
             return torch.cat([video[:half], aug]), ObjectAlpha.cat([none, alpha])
-        aug, alpha = infuse_motion(video, self.bank, self.cfg.motion, gen)
+        aug, alpha = infuse_motion(video, self.bank, self.cfg.motion, gen, inplace=True)
         return aug.to(self.device), alpha.to(self.device)
 
     def __call__(self, video: torch.Tensor, mode: str, seed: int) -> torch.Tensor:

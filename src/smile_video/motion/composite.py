@@ -198,11 +198,13 @@ def atlas_size_for(cfg: MotionConfig, height: int, width: int, max_side: int) ->
     return max(16, min(int(math.ceil(largest / 16)) * 16, int(math.ceil(max_side / 16)) * 16))
 
 
-def infuse_motion(video: torch.Tensor, bank, cfg: MotionConfig,
-                  generator: torch.Generator) -> tuple[torch.Tensor, ObjectAlpha]:
+def infuse_motion(video: torch.Tensor, bank, cfg: MotionConfig, generator: torch.Generator,
+                  inplace: bool = False) -> tuple[torch.Tensor, ObjectAlpha]:
     """Sample motion for ``cfg.num_objects`` bank objects per clip and composite them (paper section 3.3).
 
-    video: (B, 3, T, H, W) uint8 or float [0, 1]. Runs on ``cfg.device`` ("auto": the video's device).
+    video: (B, 3, T, H, W) uint8 or float [0, 1]. Runs on ``cfg.device`` ("auto": the video's device) with
+    ``cfg.kernel``. `inplace`: paste into `video` itself when it is already on that device (saves a copy of the
+    batch; the training step does this, its loader batch is not used again).
     Returns (augmented video, alpha: `ObjectAlpha` of shape (B, K, T, H, W)); when motion is disabled or K = 0,
     the video itself and an empty alpha.
     """
@@ -213,4 +215,4 @@ def infuse_motion(video: torch.Tensor, bank, cfg: MotionConfig,
         return video, ObjectAlpha.zeros(bsz, cfg.num_objects, T, H, W, device)
     params = sample_motion(bsz, T, H, W, len(bank), cfg, generator, device=device)
     atlas = bank.atlas(atlas_size_for(cfg, H, W, bank.max_side), device)
-    return composite(video, atlas, params, backend=cfg.kernel)
+    return composite(video, atlas, params, inplace=inplace, backend=cfg.kernel)

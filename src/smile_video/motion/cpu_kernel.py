@@ -7,9 +7,10 @@ weights, blend), else a plain C loop the compiler vectorises; ``-O3 -march=nativ
 result is the torch backend's up to float rounding (+-1 on a uint8 channel).
 
 Building: the first call compiles the file with the system C compiler (``$CC``, else ``cc``, ``gcc``, ``clang``)
-into ``$SMILE_VIDEO_CACHE/kernels`` (default ``~/.cache/smile-video/kernels``), keyed by the source, the flags and
-the CPU, written atomically; later processes load the cached library. No compiler (or a failed build) is not an
-error: `available()` is False, a warning says why once, and `composite` falls back to the torch backend.
+into ``$SMILE_VIDEO_CACHE/kernels`` (default ``~/.cache/smile-video/kernels``), keyed by the source, the flags
+(plus ``$SMILE_VIDEO_CFLAGS``, if set) and the CPU, written atomically; later processes load the cached library.
+No compiler (or a failed build) is not an error: `available()` is False, a warning says why once, and
+`composite` falls back to the torch backend.
 
 Threads: frames are split into contiguous chunks, one per thread of ``torch.get_num_threads()``, each a ctypes
 call (which releases the GIL).
@@ -68,13 +69,19 @@ def _compiler() -> str | None:
     return None
 
 
+def _extra_flags() -> list[str]:
+    """``$SMILE_VIDEO_CFLAGS``: appended to the compiler flags (e.g. ``-mno-avx512f`` to use the AVX2 path)."""
+    return os.environ.get("SMILE_VIDEO_CFLAGS", "").split()
+
+
 def library_path() -> Path | None:
     """Where the compiled kernel is (or would be) cached; None without a C compiler."""
     cc = _compiler()
     if cc is None:
         return None
-    key = hashlib.sha256(b"\0".join([_SOURCE.read_bytes(), " ".join(_FLAGS + _NATIVE).encode(), cc.encode(),
-                                     _cpu_id().encode(), platform.machine().encode()])).hexdigest()[:16]
+    flags = " ".join(_FLAGS + _NATIVE + _extra_flags())
+    key = hashlib.sha256(b"\0".join([_SOURCE.read_bytes(), flags.encode(), cc.encode(), _cpu_id().encode(),
+                                     platform.machine().encode()])).hexdigest()[:16]
     return _cache_dir() / f"blend-{key}.so"
 
 
@@ -86,7 +93,8 @@ def _build(path: Path, cc: str) -> None:
     try:
         errors = []
         for extra in (_NATIVE, []):  # some compilers reject -march=native
-            proc = subprocess.run([cc, *_FLAGS, *extra, str(_SOURCE), "-o", tmp], capture_output=True, text=True)
+            cmd = [cc, *_FLAGS, *extra, *_extra_flags(), str(_SOURCE), "-o", tmp]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode == 0:
                 os.replace(tmp, path)
                 return

@@ -16,8 +16,12 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import torch, timm; print('torch', torch.__version__, 'timm', timm.__version__)" | tee -a "$OUT/gpu.txt"
 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_composite.py tests/test_masking.py \
+  tests/test_triton_kernel.py tests/test_windows.py tests/test_cpu_kernel.py \
   tests/test_teachers.py tests/test_embedded_teacher.py 2>&1 | tail -15 | tee "$OUT/tests.txt"
-python3 benchmarks/motion.py --devices cpu1,cpu,cuda --json "$OUT/motion.json" 2>&1 | tail -12 | tee "$OUT/motion.txt"
+python3 benchmarks/motion.py --devices cuda --backends triton,torch --json "$OUT/motion.json" 2>&1 | tail -6 \
+  | tee "$OUT/motion.txt"
+python3 benchmarks/motion.py --devices cpu1,cpu --backends c --json "$OUT/motion_cpu.json" 2>&1 | tail -4 \
+  | tee -a "$OUT/motion.txt"
 python3 benchmarks/train_step.py --device cuda --presets vit_s vit_b --batch 32 --teacher clip-random \
   --json "$OUT/train_step_clip.json" 2>&1 | tail -6 | tee "$OUT/train_step.txt"
 python3 benchmarks/train_step.py --device cuda --presets vit_s vit_b --batch 32 --teacher embedded \

@@ -140,6 +140,29 @@ def _interpreted_checks() -> None:
     _check_against_torch(video, atlas.contiguous(memory_format=torch.channels_last), params)  # used as it is
     _check_slot_order()
     _check_rounding_and_nothing_visible()
+    _check_self_check()
+
+
+def _check_self_check() -> None:
+    """`verified` passes for the real kernel and fails (warning once, torch from then on) for a broken one."""
+    import warnings
+
+    from smile_video.motion import triton_kernel
+
+    cpu = torch.device("cpu")
+    assert triton_kernel.verified(cpu)
+    real = triton_kernel.blend_windows
+    triton_kernel._VERIFIED.clear()
+    try:  # a kernel that forgets to blend
+        triton_kernel.blend_windows = lambda video, atlas, plan: real(video.clone(), atlas, plan)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert not triton_kernel.verified(cpu) and not triton_kernel.verified(cpu)
+        assert len(caught) == 1 and "failed its self-check" in str(caught[0].message)
+        assert "max difference" in triton_kernel._VERIFIED["cpu"]
+    finally:
+        triton_kernel.blend_windows = real
+        triton_kernel._VERIFIED.clear()
 
 
 @needs_triton
@@ -161,3 +184,6 @@ def test_triton_kernel_matches_torch_on_cuda():
     video = torch.randint(0, 256, (B, 3, T, H, W), dtype=torch.uint8, generator=torch.Generator().manual_seed(4))
     atlas = _atlas().repeat(1, 1, 4, 4).contiguous(memory_format=torch.channels_last)  # 64 px cells
     _check_against_torch(video.cuda(), atlas.cuda(), _random_params(B, K, T, H, W, seed=5))
+    from smile_video.motion import resolve_backend, triton_kernel
+
+    assert triton_kernel.verified(torch.device("cuda")) and resolve_backend("auto", torch.device("cuda")) == "triton"

@@ -6,7 +6,8 @@ same result (up to float rounding: +-1 on a uint8 channel, exactly the same unto
 
 - ``c`` (CPU; default there when a C compiler is found): one fused, vectorised pass per window that solves, per
   row, the span of pixels the sprite can cover and samples, blends and writes only those (`cpu_kernel`).
-- ``triton`` (CUDA; default there when triton imports): the same fused pass as a Triton kernel (`triton_kernel`).
+- ``triton`` (CUDA; default there when triton imports and the kernel passes a one-time self-check against the
+  torch backend on that device): the same fused pass as a Triton kernel (`triton_kernel`).
 - ``torch`` (any device): windows of similar size grouped into buckets, each bucket one ``grid_sample`` over all
   its (clip, frame) windows of a stacked premultiplied texture, then a blend through ``unfold`` views.
 
@@ -18,6 +19,7 @@ The blend ``v (1 - a) + rgb a`` is rounded (not truncated) for uint8; objects ar
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import torch.nn.functional as F
@@ -33,10 +35,11 @@ __all__ = ["composite", "infuse_motion", "object_boxes", "atlas_size_for", "BACK
 BACKENDS = ("auto", "c", "triton", "torch")
 
 
-def _triton_available() -> bool:
+def _triton_available(device: torch.device | None = None) -> bool:
+    """triton imports (and, for `device`, the kernel passed its one-time self-check there)."""
     from . import triton_kernel
 
-    return triton_kernel.available()
+    return triton_kernel.available() and (device is None or triton_kernel.verified(device))
 
 
 def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype = torch.uint8) -> str:
@@ -53,14 +56,15 @@ def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype = tor
     if backend == "auto":
         if device.type == "cpu" and cpu_kernel.available():
             return "c"
-        if device.type == "cuda" and _triton_available():
+        if device.type == "cuda" and _triton_available(device):
             return "triton"
         return "torch"
     if backend == "c" and device.type != "cpu":
         raise ValueError(f"composite: backend 'c' runs on the CPU, the video is on {device.type}")
     if backend == "c" and not cpu_kernel.available():
         raise ValueError(f"composite: backend 'c' is not available: {cpu_kernel.build_error()}")
-    if backend == "triton" and (device.type != "cuda" or not _triton_available()):
+    interpreted = os.environ.get("TRITON_INTERPRET") == "1"  # Triton's CPU interpreter (tests)
+    if backend == "triton" and ((device.type != "cuda" and not interpreted) or not _triton_available()):
         raise ValueError(f"composite: backend 'triton' needs a CUDA video and the triton package (video on "
                          f"{device.type})")
     return backend

@@ -174,6 +174,12 @@ def test_bad_inputs_are_named():
     p = _params([9], [(8.0, 8.0)], [0.0], [1.0], [(4.0, 4.0)])
     with pytest.raises(ValueError, match="atlas rows"):
         composite(_video(), _atlas(), p)
+    with pytest.raises(ValueError, match="scales must be > 0"):
+        composite(_video(), _atlas(), _params([0], [(8.0, 8.0)], [0.0], [0.0], [(4.0, 4.0)]))
+    with pytest.raises(ValueError, match="must be finite"):
+        composite(_video(), _atlas(), _params([0], [(float("nan"), 8.0)], [0.0], [1.0], [(4.0, 4.0)]))
+    with pytest.raises(ValueError, match="backend must be one of"):
+        _composite(_video(), _atlas(), _params([0], [(8.0, 8.0)], [0.0], [1.0], [(4.0, 4.0)]), backend="cuda")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

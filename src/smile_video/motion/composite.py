@@ -172,8 +172,17 @@ def composite(video: torch.Tensor, atlas: torch.Tensor, params: MotionParams,
     alpha = ObjectAlpha.zeros(bsz, K, T, H, W, device)
     if K == 0 or bsz == 0:
         return (video if inplace else video.clone()), alpha
-    if int(params.object_ids.min()) < 0 or int(params.object_ids.max()) >= atlas.shape[0]:
-        raise ValueError(f"composite: object_ids must index the {atlas.shape[0]} atlas rows")
+    rules = {  # checked with one host sync
+        f"object_ids must index the {atlas.shape[0]} atlas rows":
+            (params.object_ids >= 0).all() & (params.object_ids < atlas.shape[0]).all(),
+        "sizes and scales must be > 0": (params.sizes > 0).all() & (params.scales > 0).all(),
+        "centers, angles, sizes and scales must be finite":
+            torch.isfinite(params.centers).all() & torch.isfinite(params.angles).all()
+            & torch.isfinite(params.sizes * params.scales.amax()).all(),
+    }
+    for what, ok in zip(rules, torch.stack(list(rules.values())).tolist()):
+        if not ok:
+            raise ValueError(f"composite: {what}")
     atlas = atlas.to(device)
     if kernel == "torch":
         out = video if inplace else video.clone()

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..cache import cache_dir
 from .windows import WindowPlan, texel_cells
 
 __all__ = ["available", "blend_windows", "library_path", "build_error"]
@@ -43,13 +44,6 @@ _NATIVE = ["-march=native"]
 _lock = threading.Lock()
 _state: dict[str, object] = {}  # "lib": the loaded CDLL, or "error": why there is none
 _pool: dict[tuple[int, int], ThreadPoolExecutor] = {}  # (pid, threads): a forked child makes its own
-
-
-def _cache_dir() -> Path:
-    if os.environ.get("SMILE_VIDEO_CACHE"):
-        return Path(os.environ["SMILE_VIDEO_CACHE"]) / "kernels"
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "smile-video" / "kernels"
 
 
 def _cpu_id() -> str:
@@ -82,7 +76,7 @@ def library_path() -> Path | None:
     flags = " ".join(_FLAGS + _NATIVE + _extra_flags())
     key = hashlib.sha256(b"\0".join([_SOURCE.read_bytes(), flags.encode(), cc.encode(), _cpu_id().encode(),
                                      platform.machine().encode()])).hexdigest()[:16]
-    return _cache_dir() / f"blend-{key}.so"
+    return cache_dir() / "kernels" / f"blend-{key}.so"
 
 
 def _build(path: Path, cc: str) -> None:

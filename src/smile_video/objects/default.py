@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import unicodedata
 import warnings
 import zlib
@@ -25,6 +24,7 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw, ImageFont, features
 
+from ..cache import cache_dir
 from .bank import ObjectBank, sprite_from_image
 
 __all__ = ["default_bank", "default_bank_path", "render_openmoji", "procedural_shapes", "split_of", "SPLITS"]
@@ -38,13 +38,6 @@ _JOINERS = {0x200D, 0xFE0F, 0xFE0E}
 _BANK_VERSION = 1
 
 
-def _cache_dir() -> Path:
-    if os.environ.get("SMILE_VIDEO_CACHE"):
-        return Path(os.environ["SMILE_VIDEO_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "smile-video"
-
-
 def default_bank_path() -> Path:
     """Where the rendered default bank is cached (depends on the OpenMoji version and the renderer)."""
     try:
@@ -54,7 +47,7 @@ def default_bank_path() -> Path:
     except ImportError:
         tag = "shapes"
     raqm = "raqm" if features.check("raqm") else "basic"
-    return _cache_dir() / f"default_bank_v{_BANK_VERSION}_{tag}_{raqm}.safetensors"
+    return cache_dir() / f"default_bank_v{_BANK_VERSION}_{tag}_{raqm}.safetensors"
 
 
 # -------------------------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ def test_plan_layout_buckets_and_frame_index():
         assert bk.start == covered and bk.count > 0
         sl = slice(bk.start, bk.start + bk.count)
         assert (plan.k[sl] == bk.k).all() and (plan.h[sl] == bk.h).all() and (plan.w[sl] == bk.w).all()
+        assert bk.offset == int(plan.offset[bk.start]) and isinstance(bk.offset, int)
         covered += bk.count
     assert covered == n
     e = plan.frame_windows[plan.b * T + plan.t, plan.k]

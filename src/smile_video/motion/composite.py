@@ -135,8 +135,7 @@ def _pieces_from_flat(plan: WindowPlan, flat: torch.Tensor, alpha: ObjectAlpha) 
     """Split a flat alpha buffer (bucket after bucket, `plan.offset`) into one `AlphaPiece` per bucket (views)."""
     for bk in plan.buckets:
         sl = slice(bk.start, bk.start + bk.count)
-        first = int(plan.offset[bk.start]) if bk.count else 0
-        a = flat[first:first + bk.count * bk.h * bk.w].view(bk.count, bk.h, bk.w)
+        a = flat[bk.offset:bk.offset + bk.count * bk.h * bk.w].view(bk.count, bk.h, bk.w)
         alpha.pieces.append(AlphaPiece(bk.k, plan.b[sl], plan.t[sl], plan.y0[sl], plan.x0[sl], a))
 
 

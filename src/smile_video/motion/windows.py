@@ -40,13 +40,15 @@ def object_boxes(params: MotionParams, atlas_size: int) -> tuple[torch.Tensor, t
 
 @dataclass
 class Bucket:
-    """Windows ``start .. start + count`` of the plan: object slot k, all of size (h, w)."""
+    """Windows ``start .. start + count`` of the plan: object slot k, all of size (h, w); their alpha is the
+    (count, h, w) block at `offset` of the flat alpha buffer."""
 
     k: int
     start: int
     count: int
     h: int
     w: int
+    offset: int
 
 
 @dataclass
@@ -89,7 +91,8 @@ class WindowPlan:
 def plan_windows(params: MotionParams, atlas_size: int, height: int, width: int, step: int = 8) -> WindowPlan:
     """The windows of every visible (clip, object, frame) and their texel maps (module docstring).
 
-    `params` on any device (the plan is on the same device); one host sync (the bucket sizes).
+    `params` on any device (the plan is on the same device); one host sync (the bucket sizes), so `buckets` are
+    host integers.
     """
     if step < 1:
         raise ValueError(f"plan_windows: step must be >= 1, got {step}")
@@ -129,19 +132,19 @@ def plan_windows(params: MotionParams, atlas_size: int, height: int, width: int,
 
     area = h * w
     offset = torch.cumsum(area, 0) - area
-    alpha_size = int(area.sum()) if len(area) else 0
-    # runs of equal (k, side): one host sync
-    run_key = k * (4 * max(H, W) + 8 * step) + s
-    values, counts = torch.unique_consecutive(run_key, return_counts=True)
-    buckets, start = [], 0
-    for n in counts.tolist():
-        i = start
-        buckets.append(Bucket(int(k[i]), start, n, int(h[i]), int(w[i])))
-        start += n
+    # runs of equal (k, side): one host sync, then host arithmetic only
+    base = 4 * max(H, W) + 8 * step
+    values, counts = torch.unique_consecutive(k * base + s, return_counts=True)
+    buckets, start, first = [], 0, 0
+    for value, n in zip(*torch.stack([values, counts]).tolist()):
+        side = value % base
+        bk = Bucket(value // base, start, n, min(side, H), min(side, W), first)
+        buckets.append(bk)
+        start, first = start + n, first + n * bk.h * bk.w
     frame_windows = torch.full((B * T, K), -1, dtype=torch.long, device=device)
     frame_windows[b * T + t, k] = torch.arange(len(order), device=device)
     return WindowPlan(b=b, k=k, t=t, x0=x0, y0=y0, h=h, w=w, sprite=params.object_ids[b, k],
-                      u0=u0, ux=ux, uy=uy, v0=v0, vx=vx, vy=vy, offset=offset, alpha_size=alpha_size,
+                      u0=u0, ux=ux, uy=uy, v0=v0, vx=vx, vy=vy, offset=offset, alpha_size=first,
                       buckets=buckets, frame_windows=frame_windows)
 
 

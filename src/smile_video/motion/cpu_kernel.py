@@ -12,8 +12,8 @@ into ``$SMILE_VIDEO_CACHE/kernels`` (default ``~/.cache/smile-video/kernels``), 
 No compiler (or a failed build) is not an error: `available()` is False, a warning says why once, and
 `composite` falls back to the torch backend.
 
-Threads: frames are split into contiguous chunks, one per thread of ``torch.get_num_threads()``, each a ctypes
-call (which releases the GIL).
+Threads: the clips are split into contiguous chunks, one per thread of ``torch.get_num_threads()`` (at most one
+per clip), each a ctypes call (which releases the GIL); the result does not depend on the thread count.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def _build(path: Path, cc: str) -> None:
         errors = []
         for extra in (_NATIVE, []):  # some compilers reject -march=native
             cmd = [cc, *_FLAGS, *extra, *_extra_flags(), str(_SOURCE), "-o", tmp]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
             if proc.returncode == 0:
                 os.replace(tmp, path)
                 return

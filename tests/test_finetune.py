@@ -1,15 +1,19 @@
-"""Finetuning: layer-wise lr decay, mixup / cutmix, video RandAugment, and `smile finetune` end to end."""
+"""Finetuning: layer-wise lr decay, mixup / cutmix, video RandAugment, `smile finetune` end to end, per-epoch
+checkpoints and resume."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
 from conftest import write_two_class_videos
+from safetensors.torch import load_file
 
 from smile_video.cli import main
-from smile_video.config import ModelConfig
+from smile_video.config import ConfigError, FinetuneJob, ModelConfig, load_config
+from smile_video.engine.checkpoints import checkpoint_dirs
 from smile_video.eval.finetune import build_classifier
 from smile_video.eval.layer_decay import layer_decay_param_groups, layer_id
 from smile_video.eval.mixup import mix_video_batch, smooth_one_hot, soft_cross_entropy
@@ -178,3 +182,96 @@ def test_finetune_under_torchrun_with_two_ranks(mp4_lists, tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert results["world_size"] == 2 and results["steps"] == 1  # 6 videos // global batch 4 = 1 step
     assert results["final"]["num_videos"] == 4  # val videos 0..3: split over the ranks, gathered
+
+
+def finetune_args(lists, out, *extra: str) -> list[str]:
+    """A tiny finetuning run: 6 videos, batch 2 = 3 steps per epoch; drop path, RandAugment, erasing and mixup on."""
+    return ["finetune", "--random-init", "--out", str(out), "--quiet",
+            f"finetune.train_list={lists / 'train.txt'}", f"finetune.val_list={lists / 'val.txt'}",
+            "finetune.batch_size=2", "finetune.warmup_epochs=1", "finetune.sampling_rate=2", "finetune.test_clips=1",
+            "finetune.test_crops=1", "finetune.reprob=0.5", "finetune.drop_path=0.2",
+            *[f"model.{k}={v}" for k, v in TINY.items()], *extra]
+
+
+@pytest.mark.parametrize("crash_in", ["train", "eval"])
+def test_resume_after_a_crash_matches_the_uninterrupted_run_bitwise(mp4_lists, tmp_path, monkeypatch, crash_in):
+    import smile_video.eval.finetune as ft
+
+    common = ("finetune.epochs=3", "finetune.eval_every=2")
+    ref = tmp_path / "ref"
+    assert main(finetune_args(mp4_lists, ref, *common, "--resume", "auto")) == 0  # nothing to resume: fresh start
+    assert not [r for r in read_metrics(ref / "metrics.jsonl") if r["kind"] == "resume"]
+    dirs = checkpoint_dirs(ref)
+    assert [d.name for d in dirs] == ["step_00000006", "step_00000009"]  # one per epoch, keep_checkpoints=2
+    state = torch.load(dirs[-1] / "training_state.pt", weights_only=True)
+    assert (state["epoch"], state["step"]) == (3, 9) and [e["epoch"] for e in state["evaluations"]] == [2]
+
+    out = tmp_path / "crashed"
+    # train: the process dies at the second step of epoch 2 (half trained); the epoch-1 checkpoint is the newest.
+    # eval: it dies in the evaluation after epoch 2, whose checkpoint (written first) lacks that evaluation.
+    name, at, expected = {"train": ("soft_cross_entropy", 5, (1, 3)), "eval": ("evaluate_views", 1, (2, 6))}[crash_in]
+    real, calls = getattr(ft, name), {"n": 0}
+
+    def crash(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == at:
+            raise RuntimeError("simulated crash")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ft, name, crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        main(finetune_args(mp4_lists, out, *common))
+    monkeypatch.undo()
+    assert [d.name for d in checkpoint_dirs(out)][-1] == f"step_{expected[1]:08d}"
+    assert not (out / "results.json").exists()
+
+    assert main(finetune_args(mp4_lists, out, *common, "--resume", "auto")) == 0
+    resumes = [r for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "resume"]
+    assert [(r["epoch"], r["step"]) for r in resumes] == [expected]
+    a, b = load_file(str(ref / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    ref_results = json.loads((ref / "results.json").read_text())
+    out_results = json.loads((out / "results.json").read_text())
+    assert out_results["evaluations"] == ref_results["evaluations"] and out_results["steps"] == 9
+    assert [e["epoch"] for e in out_results["evaluations"]] == [2, 3]
+
+
+def test_resume_from_a_missing_or_corrupt_checkpoint_names_the_file(mp4_lists, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(finetune_args(mp4_lists, run, "finetune.epochs=1")) == 0
+    (good,) = checkpoint_dirs(run)
+    capsys.readouterr()
+
+    def resume_error(path) -> str:
+        assert main(finetune_args(mp4_lists, tmp_path / "again", "finetune.epochs=2", "--resume", str(path))) == 1
+        return capsys.readouterr().err
+
+    missing = tmp_path / "no_such_checkpoint"
+    assert str(missing) in resume_error(missing)
+    bad_state = tmp_path / "bad_state"
+    shutil.copytree(good, bad_state)
+    data = (bad_state / "training_state.pt").read_bytes()
+    (bad_state / "training_state.pt").write_bytes(data[: len(data) // 2])  # truncated
+    err = resume_error(bad_state)
+    assert str(bad_state / "training_state.pt") in err and "unreadable" in err
+    bad_weights = tmp_path / "bad_weights"
+    shutil.copytree(good, bad_weights)
+    (bad_weights / "model.safetensors").write_bytes(b"not safetensors")
+    assert str(bad_weights / "model.safetensors") in resume_error(bad_weights)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert str(empty / "training_state.pt") in resume_error(empty)
+    # the intact checkpoint, given as a path, resumes into another run directory
+    assert main(finetune_args(mp4_lists, tmp_path / "again", "finetune.epochs=2", "--resume", str(good))) == 0
+    assert json.loads((tmp_path / "again" / "results.json").read_text())["steps"] == 6
+
+
+@pytest.mark.parametrize("override,key", [("finetune.reprob=1.5", "finetune.reprob"),
+                                          ("finetune.reprob=-0.1", "finetune.reprob"),
+                                          ("finetune.keep_checkpoints=0", "finetune.keep_checkpoints")])
+def test_new_finetune_keys_are_validated(override, key):
+    with pytest.raises(ConfigError, match=key):
+        load_config(FinetuneJob, overrides=[override])
+    assert load_config(FinetuneJob).finetune.reprob == 0.25  # VideoMAE's default

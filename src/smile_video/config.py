@@ -357,6 +357,9 @@ class FinetuneConfig:
     randaug_n: int = 2
     randaug_m: float = 9.0
     randaug_mstd: float = 0.5
+    # Random erasing: not in Table 17; VideoMAE's finetuning default (--reprob 0.25 --remode pixel --recount 1).
+    # Probability per clip; 0 switches it off.
+    reprob: float = 0.25
     label_smoothing: float = 0.1  # Table 17
     mixup: float = 0.8  # Table 17
     cutmix: float = 1.0  # Table 17
@@ -368,9 +371,11 @@ class FinetuneConfig:
     eval_every: int = 0  # epochs between multi-view evaluations; 0 = only after the last epoch
     num_workers: int = 0
     seed: int = 0
+    keep_checkpoints: int = 2  # per-epoch checkpoints kept in <run>/checkpoints (the newest ones)
 
     def validate(self) -> None:
         _check_range("finetune.layer_decay", self.layer_decay, 0.0, 1.0)
+        _check_range("finetune.reprob", self.reprob, 0.0, 1.0)
         _check_range("finetune.drop_path", self.drop_path, 0.0, 1.0)
         _check_range("finetune.label_smoothing", self.label_smoothing, 0.0, 1.0, inclusive_high=False)
         _check_range("finetune.randaug_m", self.randaug_m, 0.0, 10.0)
@@ -381,6 +386,9 @@ class FinetuneConfig:
                               "randaug_n >= 0")
         if min(self.test_clips, self.test_crops) < 1 or self.eval_every < 0 or self.num_workers < 0:
             raise ConfigError("finetune.test_clips and test_crops must be >= 1; eval_every and num_workers >= 0")
+        if self.keep_checkpoints < 1:
+            raise ConfigError(f"finetune.keep_checkpoints must be >= 1 (the newest checkpoints kept), got "
+                              f"{self.keep_checkpoints}")
 
 
 @dataclass

@@ -11,10 +11,15 @@ from .probe import add_encoder_arguments, encoder_and_overrides
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_encoder_arguments(parser, "runs/finetune")
+    parser.add_argument("--resume", default=None, metavar="auto|PATH",
+                        help="continue from the newest per-epoch checkpoint in the run directory (auto; none: start "
+                             "fresh) or from the checkpoint PATH (same as run.resume=...)")
 
 
 def run(args: argparse.Namespace) -> int:
     ckpt, extra = encoder_and_overrides(args)
+    if args.resume:
+        extra.append(f"run.resume={args.resume}")
     cfg = resolve(FinetuneJob, args, extra)  # every config error surfaces here, before any work
     from ..eval.finetune import finetune
 

@@ -1,16 +1,26 @@
 """Full finetuning with the VideoMAE recipe (paper Table 17), single process or DDP under torchrun.
 
 Recipe: AdamW (lr = finetune.lr * global batch / 256), layer-wise lr decay, drop path, RandAugment on every frame
-alike, mixup / cutmix with label smoothing, per-step linear warmup then cosine decay to finetune.min_lr, and
-multi-view testing (finetune.test_clips x test_crops views per video, softmax scores averaged).
+alike, random erasing (VideoMAE's reprob 0.25, pixel mode; not in Table 17), mixup / cutmix with label smoothing,
+per-step linear warmup then cosine decay to finetune.min_lr, and multi-view testing (finetune.test_clips x test_crops
+views per video, softmax scores averaged).
 
-Data order: the dataset's own crop (multi-scale) and flip, then RandAugment, ImageNet normalisation, mixup / cutmix.
-(VideoMAE applies RandAugment before its random-resized crop; the order differs, the ingredients do not.)
+Data order: the dataset's own crop (multi-scale) and flip, then RandAugment, ImageNet normalisation, random
+erasing, mixup / cutmix. (VideoMAE applies RandAugment before its random-resized crop; the order differs, the
+ingredients do not.)
 From `train.*` this uses: device, precision, clip_grad and log_every; the recipe itself is `finetune.*`.
 `finetune.drop_path` sets the model's drop path.
 
-Writes config.yaml, metrics.jsonl (train steps and evaluations), results.json and model.safetensors (the
-finetuned classifier) in the run directory.
+Checkpoints and resume: after every epoch the main process writes `checkpoints/step_<step>/` atomically with the
+engine's helpers (model.safetensors + config.json, a classifier any `smile` verb reads; training_state.pt: optimizer,
+grad scaler, epoch, step, the evaluations so far), keeping the newest finetune.keep_checkpoints. `run.resume` (`smile
+finetune --resume auto|PATH`) continues from one. No random state needs saving: every draw is a pure function of
+(finetune.seed, epoch or step, rank) — dataset items of (seed, epoch, index), the epoch's permutation, one generator
+per epoch and rank for RandAugment / erasing / mixup, and torch's global generator (drop path) reseeded every step —
+so a resumed run equals the uninterrupted one (bitwise on CPU).
+
+Writes config.yaml, metrics.jsonl (train steps, evaluations, resumes), results.json, checkpoints/ and
+model.safetensors (the finetuned classifier) in the run directory.
 """
 
 from __future__ import annotations
@@ -18,22 +28,25 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save
+from safetensors.torch import load_file, save
 from torch import nn
 
-from ..config import FinetuneJob, ModelConfig
+from ..config import FinetuneConfig, FinetuneJob, ModelConfig
 from ..data.normalize import normalize
 from ..devices import resolve_device
+from ..engine.checkpoints import find_resume, load_training_state, save_checkpoint
 from ..engine.distributed import DistInfo, all_reduce_mean, cleanup, init_distributed
 from ..engine.optim import cosine_lr, scaled_lr, set_lr
 from ..runlog import RunDir, atomic_write_bytes, atomic_write_text
+from ..seeding import derive_seed
 from .layer_decay import layer_decay_param_groups
 from .linear_probe import classification_metrics
 from .mixup import mix_video_batch, smooth_one_hot, soft_cross_entropy
-from .video_augment import rand_augment_batch
+from .video_augment import rand_augment_batch, random_erase_batch
 
 __all__ = ["build_classifier", "finetune", "evaluate_views"]
 
@@ -118,8 +131,42 @@ def _precision(name: str, device: torch.device) -> torch.dtype | None:
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
 
 
+def _eval_due(epochs_done: int, f: FinetuneConfig) -> bool:
+    """Whether the multi-view evaluation runs after `epochs_done` epochs: after the last, and every eval_every."""
+    return epochs_done == f.epochs or bool(f.eval_every and epochs_done % f.eval_every == 0)
+
+
+def _restore(path: Path, model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+             expected: dict[str, int]) -> dict[str, Any]:
+    """Load a per-epoch checkpoint (a `step_*` directory or its training_state.pt) into model, optimizer and scaler in
+    place; returns its training state. Every failure names the file and what was expected."""
+    folder = path if path.is_dir() else path.parent
+    state = load_training_state(path)  # FileNotFoundError / ValueError naming the file
+    state_file = folder / "training_state.pt" if path.is_dir() else path
+    missing = [k for k in ("epoch", "step", "optimizer", "evaluations", *expected) if k not in state]
+    if missing:
+        raise ValueError(f"{str(state_file)!r} is not a finetuning checkpoint (no {missing}); a pretraining "
+                         "checkpoint cannot resume `smile finetune`")
+    for key, value in expected.items():
+        if int(state[key]) != value:
+            raise ValueError(f"checkpoint {str(folder)!r} has {key}={state[key]}, this run {value}: resume with the "
+                             "lists, finetune.batch_size and number of processes it was written with")
+    weights_file = folder / "model.safetensors"
+    try:
+        model.load_state_dict(load_file(str(weights_file)))
+    except Exception as e:  # missing, truncated, or weights of another model
+        raise ValueError(f"checkpoint weights {str(weights_file)!r} are missing, unreadable or do not fit the "
+                         f"model: {e}") from e
+    opt.load_state_dict(state["optimizer"])
+    if state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    return state
+
+
 def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
-    """Finetune the encoder of `checkpoint` (None: random init) on finetune.train_list; returns results.json."""
+    """Finetune the encoder of `checkpoint` (None: random init) on finetune.train_list; returns results.json.
+
+    `cfg.run.resume` ("auto" or a checkpoint path) continues a run from its per-epoch checkpoint."""
     from ..data.dataset import VideoClipDataset
     from ..data.lists import read_video_list
 
@@ -133,6 +180,7 @@ def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
         for key in ("train_list", "val_list"):
             if not getattr(f, key):
                 raise ValueError(f"finetune.{key} is not set (finetune.{key}=PATH)")
+        resume_from = find_resume(run.path, cfg.run.resume)  # before any work: a missing PATH fails here
         train_entries = read_video_list(f.train_list, data_root=f.data_root)
         val_entries = read_video_list(f.val_list, data_root=f.data_root)
         labels = [e.label for e in train_entries + val_entries]
@@ -146,35 +194,57 @@ def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
                                     size=m.img_size, train=True, flip=f.flip, seed=f.seed + info.rank)
         val_ds = VideoClipDataset(val_entries, num_frames=m.num_frames, sampling_rate=f.sampling_rate,
                                   size=m.img_size, train=False, test_views=(f.test_clips, f.test_crops))
+        if f.batch_size % info.world_size:
+            raise ValueError(f"finetune.batch_size={f.batch_size} is not divisible by the {info.world_size} ranks")
+        per_rank = f.batch_size // info.world_size
+        steps_per_epoch = len(_shard(len(train_ds), info, f.seed, 0, per_rank, shuffle=True))
+        total, warmup = steps_per_epoch * f.epochs, int(round(f.warmup_epochs * steps_per_epoch))
         model.to(device)
         groups = layer_decay_param_groups(model, f.weight_decay, f.layer_decay, m.depth)
         for g in groups:
             g.pop("names")
         peak = scaled_lr(f.lr, f.batch_size)
         opt = torch.optim.AdamW(groups, lr=peak, betas=tuple(f.betas))
-        ddp = model
-        if info.enabled:
-            ddp = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
-                                                      else None)
-        if f.batch_size % info.world_size:
-            raise ValueError(f"finetune.batch_size={f.batch_size} is not divisible by the {info.world_size} ranks")
-        per_rank = f.batch_size // info.world_size
         dtype = _precision(cfg.train.precision, device)
         scaler = torch.amp.GradScaler(enabled=dtype == torch.float16)
-        steps_per_epoch = len(_shard(len(train_ds), info, f.seed, 0, per_rank, shuffle=True))
-        total, warmup = steps_per_epoch * f.epochs, int(round(f.warmup_epochs * steps_per_epoch))
+        start_epoch, step, evals = 0, 0, []
+        if resume_from is not None:
+            state = _restore(resume_from, model, opt, scaler,
+                             {"num_classes": num_classes, "steps_per_epoch": steps_per_epoch})
+            start_epoch, step, evals = int(state["epoch"]), int(state["step"]), list(state["evaluations"])
+            run.echo(f"resumed from {resume_from} after epoch {start_epoch} (step {step})")
+            run.log({"kind": "resume", "epoch": start_epoch, "step": step, "from": str(resume_from)})
+        elif cfg.run.resume:
+            run.echo("resume: no checkpoint found, starting from scratch")
+        ddp = model
+        if info.enabled:  # after the resume: DDP broadcasts rank 0's weights when wrapping
+            ddp = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                                      else None)
+
+        def evaluate(epochs_done: int) -> None:
+            metrics = evaluate_views(model, val_ds, num_classes, info, device, per_rank, dtype, f.num_workers)
+            run.log({"kind": "eval", "epoch": epochs_done, **metrics})
+            run.echo(f"epoch {epochs_done}: top-1 {metrics['top1']:.2f}  top-5 {metrics['top5']:.2f}  "
+                     f"mean-class {metrics['mean_class']:.2f} ({f.test_clips}x{f.test_crops} views)")
+            evals.append({"epoch": epochs_done, **metrics})
+
+        # The checkpoint of an epoch is written before its evaluation: a resume redoes an evaluation that was due
+        # but is not in the checkpoint.
+        if start_epoch and _eval_due(start_epoch, f) and all(e["epoch"] != start_epoch for e in evals):
+            evaluate(start_epoch)
         mixing = f.mixup > 0 or f.cutmix > 0
-        step, evals = 0, []
-        bar = run.progress(total=total, desc="finetune")
-        for epoch in range(f.epochs):
+        bar = run.progress(total=total, desc="finetune", initial=step)
+        for epoch in range(start_epoch, f.epochs):
             ddp.train()
             if hasattr(train_ds, "set_epoch"):
                 train_ds.set_epoch(epoch)
             g = torch.Generator().manual_seed((f.seed * 1_000_003 + epoch) * 4096 + info.rank)  # rank-offset draws
             for batch in _batches(train_ds, _shard(len(train_ds), info, f.seed, epoch, per_rank, True),
                                   f.num_workers):
+                torch.manual_seed(derive_seed(f.seed, step, info.rank))  # drop path's draws: a function of the step
                 video = rand_augment_batch(batch["video"], g, f.randaug_n, f.randaug_m, f.randaug_mstd)
                 x = normalize(video.to(device))  # (B, 3, T, H, W)
+                x = random_erase_batch(x, g, f.reprob)  # (B, 3, T, H, W); reprob = 0: x itself
                 y = torch.as_tensor(batch["label"]).long().view(-1).to(device)
                 if mixing and x.shape[0] % 2 == 0:
                     x, target = mix_video_batch(x, y, num_classes, g, f.mixup, f.cutmix, smoothing=f.label_smoothing)
@@ -186,7 +256,8 @@ def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
                     logits = ddp(x)  # (B, K)
                 loss = soft_cross_entropy(logits, target)
                 if not torch.isfinite(loss):
-                    raise FloatingPointError(f"finetune: non-finite loss {loss.item()} at step {step} (epoch {epoch})")
+                    raise FloatingPointError(f"finetune: non-finite loss {loss.item()} at step {step} (epoch {epoch}); "
+                                             f"the last good checkpoint is in {run.file('checkpoints')}")
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 if cfg.train.clip_grad > 0:
@@ -199,13 +270,14 @@ def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
                 if step % max(1, cfg.train.log_every) == 0 or step == total:
                     run.log({"kind": "train", "step": step, "epoch": epoch, "lr": lr,
                              "loss": all_reduce_mean(loss.detach().float(), info).item()})
-            last = epoch + 1 == f.epochs
-            if last or (f.eval_every and (epoch + 1) % f.eval_every == 0):
-                metrics = evaluate_views(model, val_ds, num_classes, info, device, per_rank, dtype, f.num_workers)
-                run.log({"kind": "eval", "epoch": epoch + 1, **metrics})
-                run.echo(f"epoch {epoch + 1}: top-1 {metrics['top1']:.2f}  top-5 {metrics['top5']:.2f}  "
-                         f"mean-class {metrics['mean_class']:.2f} ({f.test_clips}x{f.test_crops} views)")
-                evals.append({"epoch": epoch + 1, **metrics})
+            if info.is_main:
+                state = {"epoch": epoch + 1, "step": step, "steps_per_epoch": steps_per_epoch,
+                         "num_classes": num_classes, "optimizer": opt.state_dict(),
+                         "scaler": scaler.state_dict() if scaler.is_enabled() else {}, "evaluations": evals}
+                save_checkpoint(run.path, step, model, m, {"source": "finetune", "epoch": epoch + 1, "step": step},
+                                state, f.keep_checkpoints)
+            if _eval_due(epoch + 1, f):
+                evaluate(epoch + 1)
         bar.close()
         results = {"encoder": checkpoint or "random init", "num_classes": num_classes, "steps": step,
                    "final": evals[-1], "evaluations": evals, "world_size": info.world_size}

@@ -1,4 +1,4 @@
-"""RandAugment for video clips: the same operations, with the same magnitudes, on every frame of a clip.
+"""Clip augmentations for finetuning: RandAugment and random erasing, each the same on every frame of a clip.
 
 Follows timm's `rand-m{M}-n{N}-mstd{S}-inc1` policy (the one MAE/VideoMAE use and Table 17's "RandAug (9, 0.5)"
 names: magnitude 9 of 10, magnitude std 0.5, 2 operations): N operations drawn with replacement from 15, each applied
@@ -7,6 +7,10 @@ ones (facts, not code): rotate 30 deg, shear 0.3, translate 0.45 of the size, en
 4 -> 0 bits, solarize threshold 256 -> 0, solarize-add 110. Auto-contrast and equalize use statistics of the whole
 clip, so every frame is changed the same way. Ops come from `torchvision.transforms.v2.functional`, which takes
 (T, C, H, W) tensors.
+
+Random erasing follows VideoMAE's finetuning (`--reprob 0.25 --remode pixel --recount 1`): VideoMAE's copy of timm's
+`RandomErasing` in its `cube` form, applied per clip after normalisation: one rectangle, the same on every frame, filled
+with standard-normal noise drawn per pixel (and per channel and frame).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from torch import Tensor
 
-__all__ = ["OPS", "rand_augment_clip", "rand_augment_batch"]
+__all__ = ["OPS", "rand_augment_clip", "rand_augment_batch", "erase_box", "random_erase_batch"]
 
 FILL = [128, 128, 128]
 
@@ -93,3 +97,61 @@ def rand_augment_batch(video: Tensor, generator: torch.Generator, num_ops: int =
     if num_ops <= 0:
         return video
     return torch.stack([rand_augment_clip(v, generator, num_ops, magnitude, magnitude_std) for v in video])
+
+
+def erase_box(height: int, width: int, generator: torch.Generator, prob: float = 0.25, min_area: float = 0.02,
+              max_area: float = 1 / 3, min_aspect: float = 0.3, max_aspect: float | None = None,
+              max_tries: int = 100) -> tuple[int, int, int, int] | None:
+    """One random-erasing draw for a (height, width) frame: (top, left, h, w), or None when this clip is not erased.
+
+    timm's `RandomErasing` (count 1) as VideoMAE's `cube` mode runs it: erase with probability `prob`; then up to
+    `max_tries` times draw an area fraction uniform in [min_area, max_area] and an aspect ratio h / w log-uniform in
+    [min_aspect, max_aspect (default 1 / min_aspect)], round h and w, and keep the first box with 1 <= h < height and
+    1 <= w < width (timm accepts h or w = 0, an empty box, possible only below ~42 pixels a frame), at a uniform
+    position. Every draw comes from `generator`.
+    """
+    if not 0.0 <= prob <= 1.0:
+        raise ValueError(f"random erasing probability must be in [0, 1], got {prob}")
+    max_aspect = max_aspect or 1.0 / min_aspect
+    if not 0.0 < min_area <= max_area or not 0.0 < min_aspect <= max_aspect:
+        raise ValueError(f"random erasing needs 0 < min_area <= max_area and 0 < min_aspect <= max_aspect, got "
+                         f"area ({min_area}, {max_area}), aspect ({min_aspect}, {max_aspect})")
+    if _rand(generator) >= prob:  # timm: skip when random() > prob; the boundary case has probability 0
+        return None
+    log_lo, log_hi = math.log(min_aspect), math.log(max_aspect)
+    for _ in range(max_tries):
+        area = (min_area + (max_area - min_area) * _rand(generator)) * height * width
+        aspect = math.exp(log_lo + (log_hi - log_lo) * _rand(generator))
+        h, w = int(round(math.sqrt(area * aspect))), int(round(math.sqrt(area / aspect)))
+        if 1 <= h < height and 1 <= w < width:
+            top = int(torch.randint(height - h + 1, (), generator=generator))
+            left = int(torch.randint(width - w + 1, (), generator=generator))
+            return top, left, h, w
+    return None
+
+
+def random_erase_batch(video: Tensor, generator: torch.Generator, prob: float = 0.25, min_area: float = 0.02,
+                       max_area: float = 1 / 3, min_aspect: float = 0.3, max_aspect: float | None = None) -> Tensor:
+    """video (B, C, T, H, W) float, normalised -> a new (B, C, T, H, W) tensor; `video` is left unchanged.
+
+    Each clip is erased with probability `prob`: one box from `erase_box`, the same on every frame, replaced by
+    standard-normal noise (C, T, h, w) drawn on the CPU from `generator` (VideoMAE's "pixel" mode; the noise differs
+    per frame, the box does not). prob = 0 returns `video` itself and draws nothing.
+    """
+    if video.dim() != 5 or not video.is_floating_point():
+        raise ValueError(f"random_erase_batch takes a (B, C, T, H, W) float video, got {tuple(video.shape)} "
+                         f"{video.dtype}")
+    if not 0.0 <= prob <= 1.0:
+        raise ValueError(f"random erasing probability must be in [0, 1], got {prob}")
+    if prob == 0.0:
+        return video
+    b, c, t, height, width = video.shape
+    out = video.clone()
+    for i in range(b):
+        box = erase_box(height, width, generator, prob, min_area, max_area, min_aspect, max_aspect)
+        if box is None:
+            continue
+        top, left, h, w = box
+        noise = torch.randn((c, t, h, w), generator=generator)  # (C, T, h, w): per pixel, channel and frame
+        out[i, :, :, top:top + h, left:left + w] = noise.to(out.device, out.dtype)
+    return out

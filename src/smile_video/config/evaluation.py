@@ -1,0 +1,124 @@
+"""The evaluation jobs' config sections: linear probe / kNN (`ProbeConfig`) and full finetuning (`FinetuneConfig`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .checks import ConfigError, check_choice, check_range
+from .sections import ModelConfig, RunConfig, TrainConfig
+
+__all__ = ["ProbeConfig", "FinetuneConfig", "ProbeJob", "FinetuneJob"]
+
+
+@dataclass
+class ProbeConfig:
+    """Linear probing (paper Table 16): frozen encoder, cached features, a linear head."""
+
+    train_list: str = ""
+    val_list: str = ""
+    data_root: str = ""
+    epochs: int = 30  # Table 16: K400 30, UCF 100, HMDB 100, SSv2 50, GYM 100, EPIC 100
+    batch_size: int = 128  # Table 16
+    lrs: list[float] = field(default_factory=lambda: [1e-3])  # Table 16 base lr; several are trained together
+    weight_decay: float = 0.05  # Table 16
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # Table 16
+    batchnorm: bool = True  # BatchNorm (no affine) before the head
+    flip: bool = True  # Table 16: no for SSv2, yes otherwise
+    sampling_rate: int = 4
+    knn_k: int = 20
+    # mean: the tokens' mean (VideoMAE / the paper); time: per-time-step means concatenated (keeps temporal order)
+    pooling: str = "mean"
+    knn_vote: str = "weighted"  # weighted (exp(sim / T), T = knn_temperature) | majority
+    knn_temperature: float = 0.07
+    test_clips: int = 1  # views per video whose features are averaged (train and val lists)
+    test_crops: int = 1
+    extract_batch_size: int = 8  # clips per forward pass during feature extraction
+    num_workers: int = 0
+    cache_dir: str = ""  # feature cache; "" = <run.out_dir>/features
+    device: str = "auto"  # auto | cpu | cuda
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or not self.lrs:
+            raise ConfigError("probe.epochs and probe.batch_size must be >= 1 and probe.lrs non-empty")
+        if any(lr <= 0 for lr in self.lrs) or len(self.betas) != 2:
+            raise ConfigError(f"probe.lrs must be > 0 and probe.betas two values, got {self.lrs}, {self.betas}")
+        check_choice("probe.knn_vote", self.knn_vote, ("weighted", "majority"))
+        check_choice("probe.pooling", self.pooling, ("mean", "time"))
+        check_choice("probe.device", self.device, ("auto", "cpu", "cuda"))
+        if min(self.knn_k, self.test_clips, self.test_crops, self.extract_batch_size) < 1 or self.num_workers < 0:
+            raise ConfigError("probe.knn_k, probe.test_clips, probe.test_crops and probe.extract_batch_size must be "
+                              ">= 1, probe.num_workers >= 0")
+
+
+@dataclass
+class FinetuneConfig:
+    """Full finetuning with the VideoMAE recipe (paper Table 17)."""
+
+    train_list: str = ""
+    val_list: str = ""
+    data_root: str = ""
+    epochs: int = 100  # Table 17: SSv2 40, K400 100, SEVERE 100
+    batch_size: int = 16  # Table 17: SSv2 32, K400 16, SEVERE 16
+    lr: float = 1e-3  # base learning rate (Table 17); the optimizer uses lr * batch_size / 256
+    weight_decay: float = 0.05  # Table 17
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # Table 17
+    layer_decay: float = 0.75  # Table 17
+    warmup_epochs: float = 5.0  # Table 17
+    drop_path: float = 0.1  # Table 17
+    # Table 17 "RandAug (9, 0.5)" is timm's rand-m9-mstd0.5 (MAE / VideoMAE): magnitude 9 of 10, magnitude std 0.5,
+    # 2 operations per clip (timm's default). randaug_n = 0 switches RandAugment off.
+    randaug_n: int = 2
+    randaug_m: float = 9.0
+    randaug_mstd: float = 0.5
+    # Random erasing: not in Table 17; VideoMAE's finetuning default (--reprob 0.25 --remode pixel --recount 1).
+    # Probability per clip; 0 switches it off.
+    reprob: float = 0.25
+    label_smoothing: float = 0.1  # Table 17
+    mixup: float = 0.8  # Table 17
+    cutmix: float = 1.0  # Table 17
+    flip: bool = True  # Table 17: no for SSv2
+    sampling_rate: int = 4
+    test_clips: int = 5  # multi-view testing (VideoMAE: 5 x 3 for K400, 2 x 3 for SSv2)
+    test_crops: int = 3
+    min_lr: float = 1e-6  # VideoMAE's cosine floor
+    eval_every: int = 0  # epochs between multi-view evaluations; 0 = only after the last epoch
+    num_workers: int = 0
+    seed: int = 0
+    keep_checkpoints: int = 2  # per-epoch checkpoints kept in <run>/checkpoints (the newest ones)
+
+    def validate(self) -> None:
+        check_range("finetune.layer_decay", self.layer_decay, 0.0, 1.0)
+        check_range("finetune.reprob", self.reprob, 0.0, 1.0)
+        check_range("finetune.drop_path", self.drop_path, 0.0, 1.0)
+        check_range("finetune.label_smoothing", self.label_smoothing, 0.0, 1.0, inclusive_high=False)
+        check_range("finetune.randaug_m", self.randaug_m, 0.0, 10.0)
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError("finetune.epochs and finetune.batch_size must be >= 1")
+        if self.lr <= 0 or len(self.betas) != 2 or self.mixup < 0 or self.cutmix < 0 or self.randaug_n < 0:
+            raise ConfigError("finetune.lr must be > 0, finetune.betas two values, finetune.mixup / cutmix / "
+                              "randaug_n >= 0")
+        if min(self.test_clips, self.test_crops) < 1 or self.eval_every < 0 or self.num_workers < 0:
+            raise ConfigError("finetune.test_clips and test_crops must be >= 1; eval_every and num_workers >= 0")
+        if self.keep_checkpoints < 1:
+            raise ConfigError(f"finetune.keep_checkpoints must be >= 1 (the newest checkpoints kept), got "
+                              f"{self.keep_checkpoints}")
+
+
+@dataclass
+class ProbeJob:
+    """Everything `smile probe` / `smile knn` need; `model` describes the encoder when the checkpoint does not."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    run: RunConfig = field(default_factory=lambda: RunConfig(out_dir="runs/probe"))
+
+
+@dataclass
+class FinetuneJob:
+    """Everything `smile finetune` needs."""
+
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(drop_path=0.1))
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(precision="auto"))
+    run: RunConfig = field(default_factory=lambda: RunConfig(out_dir="runs/finetune"))

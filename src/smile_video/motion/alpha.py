@@ -115,6 +115,22 @@ class ObjectAlpha:
                              f"{patch} needs {(t * tubelet, h * patch, w * patch)}")
         if K == 0 or not self.pieces:
             return torch.zeros(B, t, h, w, device=self.device)
-        union = self.union().view(B, t, tubelet, h, patch, w, patch)
-        sums = union.sum(dim=(4, 6), dtype=torch.int32)  # (B, t, tubelet, h, w)
+        sums = self.patch_sums(patch).view(B, t, tubelet, h, w)  # (B, t, tubelet, h, w) int32
         return sums.amax(dim=2).float() / (255 * patch * patch)
+
+    def patch_sums(self, patch: int, kernel: str = "auto") -> torch.Tensor:
+        """(B, T, H / patch, W / patch) int32: the sum of the union's bytes (``union()``) over each patch of each
+        frame. On the CPU the C kernel (`cpu_kernel.union_patch_sums`) does it frame by frame without building the
+        full-size union (kernel="torch" forces the plain torch reduction)."""
+        B, K, T, H, W = self.shape
+        if H % patch or W % patch:
+            raise ValueError(f"alpha frames {H}x{W} are not divisible into {patch}-pixel patches")
+        if kernel not in ("auto", "torch"):
+            raise ValueError(f"patch_sums: kernel must be auto or torch, got {kernel!r}")
+        if kernel == "auto" and self.device.type == "cpu":
+            from . import cpu_kernel
+
+            if cpu_kernel.available():
+                return cpu_kernel.union_patch_sums(tuple(self.shape), self.pieces, patch)
+        union = self.union().view(B, T, H // patch, patch, W // patch, patch)
+        return union.sum(dim=(3, 5), dtype=torch.int32)

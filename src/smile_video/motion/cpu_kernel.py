@@ -36,7 +36,7 @@ import torch
 from ..cache import cache_dir
 from .windows import WindowPlan, texel_cells
 
-__all__ = ["available", "blend_windows", "library_path", "build_error"]
+__all__ = ["available", "blend_windows", "union_patch_sums", "library_path", "build_error"]
 
 _SOURCE = Path(__file__).with_name("csrc") / "blend.c"
 _FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC", "-std=c99"]
@@ -105,6 +105,9 @@ def _open(path: Path) -> ctypes.CDLL:
     fn.restype = None
     p, i, n = ctypes.c_void_p, ctypes.c_int, ctypes.c_long
     fn.argtypes = [p, i, n, n, n, p, i, p, p, i, n, n] + [p] * 15
+    sums = lib.smile_union_patch_sums
+    sums.restype = None
+    sums.argtypes = [n, n, n, n, i] + [p] * 8
     return lib
 
 
@@ -179,14 +182,57 @@ def blend_windows(video: torch.Tensor, atlas: torch.Tensor, plan: WindowPlan) ->
             bounds.data_ptr(), fw.data_ptr(), K]
     tail = [x.data_ptr() for x in longs[1:]] + [x.data_ptr() for x in floats] + [offset.data_ptr(),
                                                                                  alpha.data_ptr()]
-    n_frames = B * T
-    threads = max(1, min(torch.get_num_threads(), B))
-    if threads == 1:
-        lib.smile_blend_frames(*head, 0, n_frames, *tail)
-    else:  # whole clips per chunk: a clip's frames share a sprite, and chunks never share a frame
-        edges = [round(B * c / threads) * T for c in range(threads + 1)]
-        jobs = [_executor(threads).submit(lib.smile_blend_frames, *head, a, b, *tail)
-                for a, b in zip(edges[:-1], edges[1:]) if b > a]
-        for job in jobs:
-            job.result()
+    # whole clips per chunk: a clip's frames share a sprite, and chunks never share a frame
+    _run([(lib.smile_blend_frames, *head, a * T, b * T, *tail) for a, b in _chunks(B)])
     return alpha
+
+
+def _chunks(n_items: int) -> list[tuple[int, int]]:
+    """Contiguous chunks of range(n_items), one per thread of ``torch.get_num_threads()`` (at most one per item)."""
+    threads = max(1, min(torch.get_num_threads(), n_items))
+    edges = [round(n_items * c / threads) for c in range(threads + 1)]
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+def _run(calls: list[tuple]) -> None:
+    """Run ``fn(*args)`` for each (fn, *args) in `calls`: inline for one, on the thread pool for several."""
+    if len(calls) == 1:
+        calls[0][0](*calls[0][1:])
+        return
+    for job in [_executor(len(calls)).submit(*call) for call in calls]:
+        job.result()
+
+
+def union_patch_sums(shape: tuple[int, ...], pieces: list, patch: int) -> torch.Tensor:
+    """Per-(clip, frame, patch) sums of the union (max over objects) of alpha windows: (B, T, H/P, W/P) int32.
+
+    shape: (B, K, T, H, W) of an `ObjectAlpha`; pieces: its CPU `AlphaPiece` list; H and W divisible by `patch`.
+    The same numbers as summing ``ObjectAlpha.union()`` over patches, without building the full-size union.
+    """
+    lib = _load()
+    if lib is None:
+        raise RuntimeError(f"the C kernel is not available: {build_error()}")
+    B, _, T, H, W = shape
+    frames, y0, x0, hs, ws, data, keep = [], [], [], [], [], [], []
+    for p in pieces:
+        a = p.a.contiguous()
+        keep.append(a)  # alive during the call
+        n, h, w = a.shape
+        frames.append(p.b * T + p.t)
+        y0.append(p.y0)
+        x0.append(p.x0)
+        hs.append(torch.full((n,), h, dtype=torch.int64))
+        ws.append(torch.full((n,), w, dtype=torch.int64))
+        data.append(a.data_ptr() + torch.arange(n, dtype=torch.int64) * (h * w))
+    out = torch.empty(B * T, H // patch, W // patch, dtype=torch.int32)
+    frame = torch.cat(frames) if frames else torch.empty(0, dtype=torch.int64)
+    order = torch.argsort(frame, stable=True)
+    first = torch.zeros(B * T + 1, dtype=torch.int64)
+    first[1:] = torch.cumsum(torch.bincount(frame, minlength=B * T), 0)
+    cols = [torch.cat(c)[order].to(torch.int64).contiguous() if c else torch.empty(0, dtype=torch.int64)
+            for c in (y0, x0, hs, ws, data)]
+    chunks = _chunks(B * T)
+    scratch = torch.empty(len(chunks), H * W, dtype=torch.uint8)  # one frame per thread
+    _run([(lib.smile_union_patch_sums, a, b, H, W, patch, first.data_ptr(), *(c.data_ptr() for c in cols),
+           scratch[i].data_ptr(), out.data_ptr()) for i, (a, b) in enumerate(chunks)])
+    return out.view(B, T, H // patch, W // patch)

@@ -295,3 +295,49 @@ void smile_blend_frames(void *video, int is_float, long T, long H, long W, const
         }
     }
 }
+
+/* Per-(frame, patch) sums of the union (max over objects) of alpha windows, for trajectory masking.
+ * Frames f0 .. f1 - 1 of (n_frames, H, W); windows sorted by frame: those of frame f are first[f] .. first[f + 1] - 1,
+ * window e has origin (y0[e], x0[e]), size (h[e], w[e]) and its alpha at address data[e] (row-major uint8).
+ * scratch: H * W bytes for this call; out: (n_frames, H / P, W / P) int32, written for f0 .. f1 - 1. */
+void smile_union_patch_sums(long f0, long f1, long H, long W, int P, const int64_t *first, const int64_t *y0_,
+                            const int64_t *x0_, const int64_t *h_, const int64_t *w_, const int64_t *data,
+                            uint8_t *scratch, int32_t *out) {
+    const long hp = H / P, wp = W / P;
+    for (long f = f0; f < f1; f++) {
+        int32_t *o = out + f * hp * wp;
+        for (long i = 0; i < hp * wp; i++) o[i] = 0;
+        if (first[f] == first[f + 1]) continue;
+        long ya = H, yb = 0, xa = W, xb = 0; /* the frame's region touched by windows */
+        for (int64_t e = first[f]; e < first[f + 1]; e++) {
+            if (y0_[e] < ya) ya = y0_[e];
+            if (x0_[e] < xa) xa = x0_[e];
+            if (y0_[e] + h_[e] > yb) yb = y0_[e] + h_[e];
+            if (x0_[e] + w_[e] > xb) xb = x0_[e] + w_[e];
+        }
+        ya = (ya / P) * P; xa = (xa / P) * P; /* whole patches */
+        yb = ((yb + P - 1) / P) * P; xb = ((xb + P - 1) / P) * P;
+        if (yb > H) yb = H;
+        if (xb > W) xb = W;
+        for (long y = ya; y < yb; y++)
+            for (long x = xa; x < xb; x++) scratch[y * W + x] = 0;
+        for (int64_t e = first[f]; e < first[f + 1]; e++) {
+            const uint8_t *a = (const uint8_t *)(intptr_t)data[e];
+            const long h = h_[e], w = w_[e];
+            for (long i = 0; i < h; i++) {
+                uint8_t *s = scratch + (y0_[e] + i) * W + x0_[e];
+                const uint8_t *r = a + i * w;
+                for (long j = 0; j < w; j++) s[j] = r[j] > s[j] ? r[j] : s[j];
+            }
+        }
+        for (long y = ya; y < yb; y++) {
+            int32_t *orow = o + (y / P) * wp;
+            const uint8_t *s = scratch + y * W;
+            for (long x = xa; x < xb; x += P) {
+                int32_t acc = 0;
+                for (int j = 0; j < P; j++) acc += s[x + j];
+                orow[x / P] += acc;
+            }
+        }
+    }
+}

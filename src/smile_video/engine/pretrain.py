@@ -113,6 +113,12 @@ class Pretrainer:
             from ..objects import ObjectBank, default_bank
 
             self.bank = default_bank("pretrain") if cfg.motion.bank == "default" else ObjectBank.load(cfg.motion.bank)
+            from ..motion import resolve_backend
+
+            where = device if cfg.motion.device == "auto" else torch.device(cfg.motion.device)
+            kernel = resolve_backend(cfg.motion.kernel, where)  # a bad choice fails here; builds / checks it once
+            self.run_dir.echo(f"motion: {cfg.motion.num_objects} objects per clip, composited on {where.type} by the "
+                              f"{kernel} kernel")
         self.step = 0
         self.last_lr = 0.0
         self.saved_step = -1

@@ -8,7 +8,13 @@ from skimage import data
 
 from smile_video.config import ModelConfig, TeacherConfig
 from smile_video.teachers import build_teacher
-from smile_video.teachers.embedded import EfficientNetTeacher, lite0_to_timm, lite0_weights_path
+from smile_video.teachers.embedded import (
+    EfficientNetTeacher,
+    build_lite0,
+    fold_batchnorm,
+    lite0_to_timm,
+    lite0_weights_path,
+)
 from smile_video.teachers.vit_teachers import read_state_dict
 
 CAT_CLASSES = range(281, 286)  # ImageNet: tabby, tiger cat, Persian, Siamese, Egyptian cat
@@ -72,3 +78,20 @@ def test_build_teacher_default_is_embedded_and_rejects_vit_options():
     assert teacher(torch.zeros(1, 3, 8, 64, 64, dtype=torch.uint8)).shape == (1, model.num_tokens, 112)
     with pytest.raises(ValueError, match="teacher.layer"):
         build_teacher(TeacherConfig(layer=3), model)
+
+
+def test_folded_batchnorm_gives_the_unfolded_features():
+    """The teacher folds its BatchNorms into the convolutions: the same stride-16 features as the plain network."""
+    teacher = EfficientNetTeacher((2, 4, 4), 2).eval()
+    plain = build_lite0().eval()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in teacher.net.blocks.modules())
+    frames = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    x = teacher.prepare(frames)
+    with torch.no_grad():
+        ref = plain.bn1(plain.conv_stem(x))
+        for stage in plain.blocks[:5]:
+            ref = stage(ref)
+        out = teacher.encode(x)
+    assert out.shape == ref.shape == (3, 112, 4, 4)
+    assert torch.allclose(out, ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())
+    assert fold_batchnorm(build_lite0()) == 1 + 2 + 15 * 3  # stem, the depthwise-separable block, 15 inverted

@@ -27,7 +27,8 @@ from smile_video.data.normalize import IMAGENET_MEAN, IMAGENET_STD
 from smile_video.teachers.base import ImageTeacher
 from smile_video.teachers.vit_teachers import load_strict, read_state_dict
 
-__all__ = ["LITE0_MEAN", "LITE0_STD", "lite0_weights_path", "lite0_to_timm", "build_lite0", "EfficientNetTeacher"]
+__all__ = ["LITE0_MEAN", "LITE0_STD", "lite0_weights_path", "lite0_to_timm", "build_lite0", "fold_batchnorm",
+           "EfficientNetTeacher"]
 
 LITE0_MEAN = (0.5, 0.5, 0.5)
 LITE0_STD = (0.5, 0.5, 0.5)
@@ -84,6 +85,28 @@ def build_lite0(weights: str | Path | None = None) -> torch.nn.Module:
     return model.eval()
 
 
+def fold_batchnorm(net: torch.nn.Module) -> int:
+    """Fold every eval-mode BatchNorm of a timm EfficientNet's stem and blocks into the convolution before it (the
+    conv gains a bias; the norm layer keeps only its activation). Same function up to float rounding, fewer passes
+    over the activations: for a frozen teacher. Returns the number of folded pairs; the head is left as it is."""
+    from timm.models._efficientnet_blocks import DepthwiseSeparableConv, InvertedResidual
+
+    order = {DepthwiseSeparableConv: (("conv_dw", "bn1"), ("conv_pw", "bn2")),
+             InvertedResidual: (("conv_pw", "bn1"), ("conv_dw", "bn2"), ("conv_pwl", "bn3"))}
+    pairs = [(net, "conv_stem", "bn1")]
+    pairs += [(m, c, b) for m in net.modules() for c, b in order.get(type(m), ())]
+    for parent, conv_name, bn_name in pairs:
+        conv, bn = getattr(parent, conv_name), getattr(parent, bn_name)
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (C_out,)
+        shift = bn.bias - bn.running_mean * scale
+        with torch.no_grad():
+            conv.weight.mul_(scale.view(-1, 1, 1, 1))
+            bias = shift if conv.bias is None else conv.bias * scale + shift
+        conv.bias = torch.nn.Parameter(bias.detach().clone(), requires_grad=False)
+        setattr(parent, bn_name, torch.nn.Sequential(bn.drop, bn.act))  # what BatchNormAct2d applies after the norm
+    return len(pairs)
+
+
 class EfficientNetTeacher(ImageTeacher):
     """Stride-16 EfficientNet-Lite0 features (112-d) per first-of-tubelet frame."""
 
@@ -95,7 +118,8 @@ class EfficientNetTeacher(ImageTeacher):
         mean, std = (LITE0_MEAN, LITE0_STD) if input_norm == "native" else (IMAGENET_MEAN, IMAGENET_STD)
         dim = net.blocks[STRIDE16_STAGE][-1].conv_pwl.out_channels
         super().__init__(dim, grid, tubelet, frame_size, mean, std, dtype, frame_chunk)
-        self.net = net
+        fold_batchnorm(net)  # frozen: BatchNorm folded into the convolutions
+        self.net = net.to(memory_format=torch.channels_last)  # oneDNN / cuDNN run NHWC convolutions faster
         self.freeze()
 
     def encode(self, frames: Tensor) -> Tensor:

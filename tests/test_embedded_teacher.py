@@ -95,3 +95,14 @@ def test_folded_batchnorm_gives_the_unfolded_features():
     assert out.shape == ref.shape == (3, 112, 4, 4)
     assert torch.allclose(out, ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())
     assert fold_batchnorm(build_lite0()) == 1 + 2 + 15 * 3  # stem, the depthwise-separable block, 15 inverted
+
+
+def test_cpu_chunking_keeps_the_targets():
+    """On the CPU, frame_chunk=0 runs ~2^17-pixel chunks (32 frames at 64 px): the same targets as one pass."""
+    auto = EfficientNetTeacher((4, 4, 4), 2).eval()
+    whole = EfficientNetTeacher((4, 4, 4), 2, frame_chunk=10_000).eval()
+    frames = torch.zeros(40, 3, 64, 64)
+    assert auto.chunk_size(frames) == 32 and whole.chunk_size(frames) == 10_000
+    video = torch.randint(0, 256, (10, 3, 8, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    a, b = auto(video), whole(video)  # 40 first-of-tubelet frames: chunks of 32 + 8 against one of 40
+    assert a.shape == (10, 64, 112) and torch.allclose(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item())

@@ -153,7 +153,7 @@ class TeacherConfig:
     # embeddings interpolated) | native (frames resized to the teacher's own input size, features pooled to h' x w')
     resize: str = "grid"
     clip_act: str = "auto"  # CLIP MLP activation: auto (from the file's format) | quick_gelu (OpenAI) | gelu
-    frame_chunk: int = 0  # frames per teacher forward (bounds memory); 0 = all first-of-tubelet frames at once
+    frame_chunk: int = 0  # frames per teacher forward (bounds memory); 0 = all at once (embedded, CPU: ~2^17 px)
 
     def validate(self) -> None:
         check_choice("teacher.kind", self.kind, ("embedded", "clip", "dino", "dinov2", "mae", "pixel"))

@@ -132,10 +132,14 @@ class ImageTeacher(Teacher):
             x = F.interpolate(x, size=self.frame_size, mode="bilinear", align_corners=False, antialias=True)
         return (x - self.mean) / self.std
 
+    def chunk_size(self, frames: Tensor) -> int:
+        """Frames per `encode` call: ``frame_chunk``, or all of them when it is 0."""
+        return self.frame_chunk or frames.shape[0]
+
     def feature_grid(self, frames: Tensor) -> Tensor:
         """Raw frames ``(F, 3, H, W)`` -> features on the student grid ``(F, D, h', w')``."""
         _, h, w = self.grid
-        chunk = self.frame_chunk or frames.shape[0]
+        chunk = self.chunk_size(frames)
         outs = []
         for start in range(0, frames.shape[0], chunk):
             feat = self.encode(self.prepare(frames[start:start + chunk]))  # (f, D, h_t, w_t)

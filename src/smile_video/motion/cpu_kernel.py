@@ -142,6 +142,14 @@ def available() -> bool:
     return _load() is not None
 
 
+def _library() -> ctypes.CDLL:
+    """The loaded kernel, or a RuntimeError saying why there is none."""
+    lib = _load()
+    if lib is None:
+        raise RuntimeError(f"the C compositing kernel is not available: {build_error()}")
+    return lib
+
+
 def build_error() -> str | None:
     """Why the kernel is not available (None when it is, or before the first attempt)."""
     return _state.get("error")  # type: ignore[return-value]
@@ -160,9 +168,7 @@ def blend_windows(video: torch.Tensor, atlas: torch.Tensor, plan: WindowPlan) ->
     video: (B, 3, T, H, W) contiguous CPU uint8 or float32; atlas: (N, 4, A, A) CPU uint8, ideally channels-last
     in memory (as `ObjectBank.atlas` returns it; otherwise the plan's sprites are gathered into that layout).
     """
-    lib = _load()
-    if lib is None:
-        raise RuntimeError(f"the C compositing kernel is not available: {build_error()}")
+    lib = _library()
     if video.device.type != "cpu" or not video.is_contiguous() or video.dtype not in (torch.uint8, torch.float32):
         raise ValueError(f"blend_windows: video must be a contiguous CPU uint8 or float32 tensor, got "
                          f"{video.dtype} on {video.device}")
@@ -209,9 +215,7 @@ def union_patch_sums(shape: tuple[int, ...], pieces: list, patch: int) -> torch.
     shape: (B, K, T, H, W) of an `ObjectAlpha`; pieces: its CPU `AlphaPiece` list; H and W divisible by `patch`.
     The same numbers as summing ``ObjectAlpha.union()`` over patches, without building the full-size union.
     """
-    lib = _load()
-    if lib is None:
-        raise RuntimeError(f"the C kernel is not available: {build_error()}")
+    lib = _library()
     B, _, T, H, W = shape
     frames, y0, x0, hs, ws, data, keep = [], [], [], [], [], [], []
     for p in pieces:

@@ -107,8 +107,9 @@ def plan_windows(params: MotionParams, atlas_size: int, height: int, width: int,
     side = torch.div(side + step - 1, step, rounding_mode="floor") * step  # (B, K, T), 0 when invisible
     # order: slot k first (paste order), then side; entries e = (k B + b) T + t
     key = side.transpose(0, 1).reshape(-1)  # (K B T,)
+    base = 4 * max(H, W) + 8 * step  # above any side: slot * base + side sorts by slot, then side
     slot = torch.arange(K, device=device).repeat_interleave(B * T)
-    order = torch.argsort(slot * (4 * max(H, W) + 8 * step) + key, stable=True)
+    order = torch.argsort(slot * base + key, stable=True)
     order = order[key[order] > 0]  # visible windows only
     k = order.div(B * T, rounding_mode="floor")
     b = order.div(T, rounding_mode="floor").remainder(B)
@@ -133,7 +134,6 @@ def plan_windows(params: MotionParams, atlas_size: int, height: int, width: int,
     area = h * w
     offset = torch.cumsum(area, 0) - area
     # runs of equal (k, side): one host sync, then host arithmetic only
-    base = 4 * max(H, W) + 8 * step
     values, counts = torch.unique_consecutive(k * base + s, return_counts=True)
     buckets, start, first = [], 0, 0
     for value, n in zip(*torch.stack([values, counts]).tolist()):
@@ -160,11 +160,11 @@ def texel_cells(atlas: torch.Tensor, sprite: torch.Tensor) -> tuple[torch.Tensor
     cells = atlas.permute(0, 2, 3, 1)
     if cells.is_contiguous():
         cached = _BOUNDS.get(id(atlas))
-        if cached is None or cached[0]() is not atlas or cached[1] != atlas._version:  # version: in-place edits
-            if cached is None or cached[0]() is not atlas:
-                weakref.finalize(atlas, _BOUNDS.pop, id(atlas), None)
-            cached = (weakref.ref(atlas), atlas._version, cell_bounds(cells))
-            _BOUNDS[id(atlas)] = cached
+        known = cached is not None and cached[0]() is atlas
+        if not known:
+            weakref.finalize(atlas, _BOUNDS.pop, id(atlas), None)
+        if not known or cached[1] != atlas._version:  # the version counter catches in-place edits
+            cached = _BOUNDS[id(atlas)] = (weakref.ref(atlas), atlas._version, cell_bounds(cells))
         return cells, sprite, cached[2]
     used, rows = torch.unique(sprite, return_inverse=True)
     cells = cells[used].contiguous()

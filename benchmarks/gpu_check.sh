@@ -14,16 +14,25 @@ if [ -d .devpkgs ]; then
   dst=$(python3 -c "from smile_video.objects.default import default_bank_path; print(default_bank_path())")
   cp .devpkgs/bank.safetensors "$dst"
 fi
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
-python3 -c "import torch, timm; print('torch', torch.__version__, 'timm', timm.__version__)" | tee -a "$OUT/gpu.txt"
-python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_composite.py tests/test_masking.py \
-  tests/test_triton_kernel.py tests/test_windows.py tests/test_cpu_kernel.py \
-  tests/test_teachers.py tests/test_embedded_teacher.py 2>&1 | tail -15 | tee "$OUT/tests.txt"
-python3 benchmarks/motion.py --devices cuda --backends triton,torch --json "$OUT/motion.json" 2>&1 | tail -6 \
-  | tee "$OUT/motion.txt"
-python3 benchmarks/motion.py --devices cpu1,cpu --backends c --json "$OUT/motion_cpu.json" 2>&1 | tail -4 \
-  | tee -a "$OUT/motion.txt"
-python3 benchmarks/train_step.py --device cuda --presets vit_s vit_b --batch 32 --teacher clip-random \
-  --json "$OUT/train_step_clip.json" 2>&1 | tail -6 | tee "$OUT/train_step.txt"
-python3 benchmarks/train_step.py --device cuda --presets vit_s vit_b --batch 32 --teacher embedded \
-  --json "$OUT/train_step_embedded.json" 2>&1 | tail -6 | tee -a "$OUT/train_step.txt"
+# each step under its own time limit, the issue's target first: one slow step cannot cost the rest
+# (one log, log.txt, plus a JSON per benchmark: few files come back from a device machine)
+run() {
+  local limit=$1 step=$2 t0=$SECONDS; shift 2
+  echo "=== $step" | tee -a "$OUT/log.txt"
+  timeout "$limit" "$@" 2>&1 | tee -a "$OUT/log.txt"
+  echo "[$step: exit ${PIPESTATUS[0]}, $((SECONDS - t0)) s]" | tee -a "$OUT/log.txt"
+}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee -a "$OUT/log.txt"
+python3 -c "import torch, timm, triton; print('torch', torch.__version__, 'timm', timm.__version__, 'triton', triton.__version__)" | tee -a "$OUT/log.txt"
+run 60 motion python3 benchmarks/motion.py --devices cuda --backends triton,torch --json "$OUT/motion.json"
+run 60 sweep python3 benchmarks/motion_sweep.py --json "$OUT/sweep.json"
+# the interpreter test needs Triton >= 3.8's interpreter; on a GPU the compiled kernel is what is tested
+run 120 tests python3 -m pytest -q -p no:cacheprovider -k "not interpreter" tests/test_cuda.py \
+  tests/test_composite.py tests/test_masking.py tests/test_triton_kernel.py tests/test_windows.py \
+  tests/test_cpu_kernel.py tests/test_teachers.py tests/test_embedded_teacher.py
+run 75 train-step-clip python3 benchmarks/train_step.py --device cuda --presets vit_s vit_b --batch 32 \
+  --teacher clip-random --json "$OUT/train_step_clip.json"
+run 60 train-step-embedded python3 benchmarks/train_step.py --device cuda --presets vit_s vit_b --batch 32 \
+  --teacher embedded --json "$OUT/train_step_embedded.json"
+run 40 motion-cpu python3 benchmarks/motion.py --devices cpu1,cpu --backends c --repeats 5 \
+  --json "$OUT/motion_cpu.json"

@@ -38,6 +38,7 @@ except Exception:  # noqa: BLE001 - any import failure means "not available"
 __all__ = ["available", "blend_windows", "verified"]
 
 BLOCK = 512  # pixels per chunk (4 warps x 32 lanes x 4)
+NUM_WARPS = 4
 _TARGET_PROGRAMS = 8192  # programs per launch: a few waves on an H100 (132 SMs x 16 programs of 4 warps)
 
 
@@ -168,7 +169,7 @@ def blend_windows(video: torch.Tensor, atlas: torch.Tensor, plan: WindowPlan) ->
                 video, texels, alpha, plan.b, plan.t, plan.x0, plan.y0, plan.h, plan.w, sprite,
                 plan.u0, plan.ux, plan.uy, plan.v0, plan.vx, plan.vy, plan.offset, bounds,
                 start, T, H, W, T * H * W, A, NB=bounds.shape[1], IS_UINT8=video.dtype == torch.uint8, BLOCK=BLOCK,
-                num_warps=4)
+                num_warps=NUM_WARPS)
     return alpha
 
 

@@ -1,11 +1,12 @@
-"""Where the time of CUDA compositing goes, and the Triton kernel's launch shape: a breakdown of one `composite` call
-(parameter checks, `plan_windows`, the kernel) and a sweep over the kernel's chunk size, warps per program and
-programs per launch, at the issue's setting (batch 32, 16 x 224 x 224, 2 objects, the default bank).
+"""Where the time of CUDA compositing goes, and the Triton kernel's launch shape: a breakdown of one `composite`
+call (parameter checks, `plan_windows` on the host and its copy to the device, the kernel) and a sweep over the
+kernel's chunk size, warps per program and programs per launch, at the issue's setting (batch 32, 16 x 224 x 224,
+2 objects, the default bank).
 
     python benchmarks/motion_sweep.py --json sweep.json
 
-Medians over `--repeats` timed calls after a warm-up, CUDA-synchronised. The defaults of `triton_kernel` (BLOCK,
-NUM_WARPS, _TARGET_PROGRAMS) are what this sweep picked on an H100 (docs/benchmarks.md).
+Medians over `--repeats` timed calls after a warm-up, CUDA-synchronised. The sweep found no launch shape clearly
+better than the defaults of `triton_kernel` (BLOCK, NUM_WARPS, _TARGET_PROGRAMS) on an H100 (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -67,14 +68,16 @@ def main() -> None:
                               "window_pixels": int(plan.alpha_size), "triton": __import__("triton").__version__}
     res["composite_ms"] = _median_ms(lambda: composite(work, atlas, params, inplace=True, backend="triton"),
                                      args.repeats)
-    res["plan_ms"] = _median_ms(lambda: plan_windows(params, A, S, S, step=8), args.repeats)
+    res["plan_ms"] = _median_ms(lambda: plan_windows(params.to("cpu"), A, S, S, step=8).to(device), args.repeats)
+    res["plan_on_device_ms"] = _median_ms(lambda: plan_windows(params, A, S, S, step=8), args.repeats)
     res["kernel_ms"] = _median_ms(lambda: triton_kernel.blend_windows(work, atlas, plan), args.repeats)
     gen = torch.Generator(device=device).manual_seed(1)
     res["sample_ms"] = _median_ms(lambda: sample_motion(B, T, S, S, len(bank), cfg, gen, device=device),
                                   args.repeats)
     print(f"{res['device']}: {len(plan)} windows, {plan.alpha_size / 1e6:.1f} M window pixels; composite "
           f"{res['composite_ms']:.3f} ms ({B / res['composite_ms'] * 1e3:.0f} clips/s) = plan {res['plan_ms']:.3f} "
-          f"+ kernel {res['kernel_ms']:.3f} + checks; sample_motion {res['sample_ms']:.3f} ms")
+          f"+ kernel {res['kernel_ms']:.3f} + checks; sample_motion {res['sample_ms']:.3f} ms; the plan made on the "
+          f"device instead of the host {res['plan_on_device_ms']:.3f} ms")
     defaults = (triton_kernel.BLOCK, triton_kernel.NUM_WARPS, triton_kernel._TARGET_PROGRAMS)
     sweep = []
     try:

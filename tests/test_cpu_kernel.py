@@ -94,6 +94,8 @@ def test_threads_layouts_and_inplace_give_the_same_bytes():
 
 
 def _run(code: str, **env: str) -> subprocess.CompletedProcess:
+    if "PYTHONPATH" in env and os.environ.get("PYTHONPATH"):  # keep the caller's (an uninstalled package on it)
+        env["PYTHONPATH"] += os.pathsep + os.environ["PYTHONPATH"]
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
                           env={**os.environ, **env}, timeout=300)
 

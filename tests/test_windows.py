@@ -37,6 +37,27 @@ def test_plan_layout_buckets_and_frame_index():
     assert torch.equal(plan.sprite, params.object_ids[plan.b, plan.k])
 
 
+_FIELDS = ("b", "k", "t", "x0", "y0", "h", "w", "sprite", "u0", "ux", "uy", "v0", "vx", "vy", "offset",
+           "frame_windows")
+
+
+def test_plan_moves_to_a_device_in_packed_copies_with_every_field_in_its_place():
+    B, T, S = 3, 5, 64
+    params = sample_motion(B, T, S, S, 10, MotionConfig(trajectory="official", num_objects=2),
+                           torch.Generator().manual_seed(1))
+    plan = plan_windows(params, 32, S, S)
+    assert plan.to("cpu") is plan
+    moved = plan.to("meta")  # packing and splitting without a GPU: shapes, dtypes and the device of every field
+    for name in _FIELDS:
+        a, b = getattr(plan, name), getattr(moved, name)
+        assert b.device.type == "meta" and b.shape == a.shape and b.dtype == a.dtype, name
+    assert moved.buckets == plan.buckets and moved.alpha_size == plan.alpha_size
+    copies = [plan._packed_copy("cpu")] + ([plan.to("cuda")] if torch.cuda.is_available() else [])
+    for copy in copies:  # and the values, field by field
+        for name in _FIELDS:
+            assert torch.equal(getattr(copy, name).cpu(), getattr(plan, name)), name
+
+
 def test_plan_texel_map_puts_the_object_centre_at_the_cell_centre():
     params = sample_motion(2, 3, 96, 96, 5, MotionConfig(), torch.Generator().manual_seed(1))
     A = 40

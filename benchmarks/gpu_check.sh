@@ -26,8 +26,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee -a "$
 python3 -c "import torch, timm, triton; print('torch', torch.__version__, 'timm', timm.__version__, 'triton', triton.__version__)" | tee -a "$OUT/log.txt"
 run 60 motion python3 benchmarks/motion.py --devices cuda --backends triton,torch --json "$OUT/motion.json"
 run 60 sweep python3 benchmarks/motion_sweep.py --json "$OUT/sweep.json"
-# the interpreter test needs Triton >= 3.8's interpreter; on a GPU the compiled kernel is what is tested
-run 120 tests python3 -m pytest -q -p no:cacheprovider -k "not interpreter" tests/test_cuda.py \
+run 120 tests python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py \
   tests/test_composite.py tests/test_masking.py tests/test_triton_kernel.py tests/test_windows.py \
   tests/test_cpu_kernel.py tests/test_teachers.py tests/test_embedded_teacher.py
 run 75 train-step-clip python3 benchmarks/train_step.py --device cuda --presets vit_s vit_b --batch 32 \

@@ -33,5 +33,7 @@ run 75 train-step-clip python3 benchmarks/train_step.py --device cuda --presets 
   --teacher clip-random --json "$OUT/train_step_clip.json"
 run 60 train-step-embedded python3 benchmarks/train_step.py --device cuda --presets vit_s vit_b --batch 32 \
   --teacher embedded --json "$OUT/train_step_embedded.json"
+run 60 profile-vit-b python3 benchmarks/train_step.py --device cuda --presets vit_b --batch 32 --teacher clip-random \
+  --steps 3 --profile 3
 run 40 motion-cpu python3 benchmarks/motion.py --devices cpu1,cpu --backends c --repeats 5 \
   --json "$OUT/motion_cpu.json"

@@ -47,6 +47,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--repeats", type=int, default=21)
     p.add_argument("--size", type=int, default=224)
+    p.add_argument("--step", type=int, default=32, help="window rounding (composite uses 32 on a GPU)")
     p.add_argument("--device", default="cuda", help="cuda, or cpu under TRITON_INTERPRET=1 (a smoke test)")
     p.add_argument("--json", default=None)
     args = p.parse_args()
@@ -61,15 +62,16 @@ def main() -> None:
     params = sample_motion(B, T, S, S, len(bank), cfg, g).to(device)
     A = atlas_size_for(cfg, S, S, bank.max_side)
     atlas = bank.atlas(A, device)
-    plan = plan_windows(params, A, S, S, step=8)
+    plan = plan_windows(params, A, S, S, step=args.step)
     work = video.clone()
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu (Triton interpreter)"
     res: dict[str, object] = {"device": name, "batch": B, "windows": len(plan),
                               "window_pixels": int(plan.alpha_size), "triton": __import__("triton").__version__}
     res["composite_ms"] = _median_ms(lambda: composite(work, atlas, params, inplace=True, backend="triton"),
                                      args.repeats)
-    res["plan_ms"] = _median_ms(lambda: plan_windows(params.to("cpu"), A, S, S, step=8).to(device), args.repeats)
-    res["plan_on_device_ms"] = _median_ms(lambda: plan_windows(params, A, S, S, step=8), args.repeats)
+    res["plan_ms"] = _median_ms(lambda: plan_windows(params.to("cpu"), A, S, S, step=args.step).to(device),
+                                args.repeats)
+    res["plan_on_device_ms"] = _median_ms(lambda: plan_windows(params, A, S, S, step=args.step), args.repeats)
     res["kernel_ms"] = _median_ms(lambda: triton_kernel.blend_windows(work, atlas, plan), args.repeats)
     gen = torch.Generator(device=device).manual_seed(1)
     res["sample_ms"] = _median_ms(lambda: sample_motion(B, T, S, S, len(bank), cfg, gen, device=device),

@@ -77,8 +77,9 @@ def build_step(preset: str, teacher: str, batch: int, device: torch.device, prec
 
     def run(seed: int) -> None:
         step(video, "augmented", seed)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        with torch.profiler.record_function("smile/optimizer"):
+            opt.step()
+            opt.zero_grad(set_to_none=True)
 
     return cfg, model, run
 
@@ -122,6 +123,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--compile", action="store_true", help="torch.compile the student (train.compile=true)")
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="then profile N steps of the first preset: time per phase and the top kernels")
     args = parser.parse_args()
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           (args.device if args.device != "auto" else "cpu"))
@@ -144,6 +147,42 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": name, "peak_tflops": peak / 1e12, "results": results}, f, indent=2)
+    if args.profile:
+        profile(presets[0], args.teacher, batch, device, precision, args.profile, args.compile)
+
+
+def profile(preset: str, teacher: str, batch: int, device: torch.device, precision: str, steps: int,
+            compile: bool) -> None:
+    """Profile `steps` steps after two warm-ups: per phase of `MicroStep` (``smile/...`` ranges) the host and
+    device time per step, then the kernels (or CPU ops) that take the most device time."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    _, _, run = build_step(preset, teacher, batch, device, precision, compile)
+    run(0)
+    run(1)
+    sync(device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with torch_profile(activities=activities) as prof:
+        for i in range(steps):
+            with torch.profiler.record_function("smile/whole step"):
+                run(2 + i)
+        sync(device)
+    events = prof.key_averages()
+
+    def device_us(e) -> float:
+        return getattr(e, "device_time_total", None) or getattr(e, "cuda_time_total", 0.0)
+
+    print(f"profile of {preset}, {steps} steps (per step; device time of a range = its kernels):")
+    for e in sorted((e for e in events if e.key.startswith("smile/")), key=lambda e: e.key):
+        print(f"  {e.key:28s} host {e.cpu_time_total / steps / 1e3:8.2f} ms   "
+              f"device {device_us(e) / steps / 1e3:8.2f} ms")
+    cost = device_us if device.type == "cuda" else (lambda e: e.self_cpu_time_total)
+    top = sorted((e for e in events if not e.key.startswith("smile/")), key=cost, reverse=True)[:25]
+    print(f"top {'device' if device.type == 'cuda' else 'self CPU'} time (per step, ms; calls per step):")
+    for e in top:
+        print(f"  {cost(e) / steps / 1e3:8.3f}  {e.count / steps:6.1f}  {e.key[:100]}")
+
 
 
 if __name__ == "__main__":

@@ -55,6 +55,21 @@ def test_encoder_layout_and_fixed_positions():
     assert "norm.weight" not in VideoViTEncoder(cfg, use_mean_pooling=True).state_dict()
 
 
+def test_patch_embedding_is_the_conv3d_and_masked_embeds_only_visible_tubelets():
+    cfg = small_cfg(tubelet_size=2)
+    enc = randomize_(VideoViTEncoder(cfg))
+    x = torch.randn(3, 3, 4, 32, 32, generator=torch.Generator().manual_seed(1))
+    ref = torch.nn.functional.conv3d(x, enc.patch_embed.proj.weight, enc.patch_embed.proj.bias, stride=(2, 8, 8))
+    ref = ref.flatten(2).transpose(1, 2)  # (B, N, C) in (t', h', w') order
+    torch.testing.assert_close(enc.patch_embed(x), ref, atol=1e-5, rtol=1e-5)
+    mask = torch.rand(3, cfg.num_tokens, generator=torch.Generator().manual_seed(2)).argsort(1) < 24
+    torch.testing.assert_close(enc.patch_embed(x, ~mask), ref[~mask].view(3, -1, cfg.embed_dim), atol=1e-5,
+                               rtol=1e-5)
+    cl = x.contiguous(memory_format=torch.channels_last_3d)  # a strided clip works too
+    torch.testing.assert_close(enc.patch_embed(cl, ~mask), ref[~mask].view(3, -1, cfg.embed_dim), atol=1e-5,
+                               rtol=1e-5)
+
+
 def test_attention_uses_q_and_v_bias_and_no_k_bias():
     torch.manual_seed(0)
     attn = randomize_(Attention(16, 2))

@@ -50,13 +50,24 @@ class MicroStep:
         torch.manual_seed(seed)  # drop path and any other global draw of this slot
         gen = torch.Generator(device=self.device).manual_seed(seed)
         b = video.shape[0]
-        video, alpha = self.augment(video, mode, gen)
-        mask = make_mask(cfg.mask, b, m.grid, m.tubelet_size, m.patch_size, gen, alpha=alpha, device=self.device)
-        targets = normalize_targets(self.teacher(video), cfg.teacher.target_norm)  # (b, N, D)
-        targets = targets[mask].reshape(b, -1, targets.shape[-1])  # (b, N_masked, D)
-        x = normalize(video)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            pred = self.net(x, mask)  # (b, N_masked, D)
-        loss = F.mse_loss(pred.float(), targets.float())
-        self.scaler.scale(loss / self.accum_steps).backward()
+        with _phase("augment"):
+            video, alpha = self.augment(video, mode, gen)
+        with _phase("mask"):
+            mask = make_mask(cfg.mask, b, m.grid, m.tubelet_size, m.patch_size, gen, alpha=alpha,
+                             device=self.device)
+        with _phase("teacher"):
+            targets = normalize_targets(self.teacher(video), cfg.teacher.target_norm)  # (b, N, D)
+            targets = targets[mask].reshape(b, -1, targets.shape[-1])  # (b, N_masked, D)
+        with _phase("student"):
+            x = normalize(video)
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                pred = self.net(x, mask)  # (b, N_masked, D)
+            loss = F.mse_loss(pred.float(), targets.float())
+        with _phase("backward"):
+            self.scaler.scale(loss / self.accum_steps).backward()
         return loss.detach()
+
+
+def _phase(name: str) -> torch.profiler.record_function:
+    """A named range of the step (``smile/<name>``) for `torch.profiler` (benchmarks/train_step.py --profile)."""
+    return torch.profiler.record_function(f"smile/{name}")

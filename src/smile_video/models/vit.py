@@ -137,15 +137,29 @@ def check_mask(mask: Tensor, batch: int, num_tokens: int) -> int:
 
 
 class PatchEmbed(nn.Module):
-    """Conv3d tubelet embedding: (B, 3, T, H, W) -> (B, N, C), tokens in (t', h', w') order."""
+    """Tubelet embedding: (B, 3, T, H, W) -> (B, N, C), tokens in (t', h', w') order.
+
+    The parameters are a Conv3d's (``proj``, kernel = stride = (tubelet, patch, patch): the official layout), but
+    the embedding is computed as what that convolution is, a linear map of each tubelet's pixels: with a mask, only
+    the visible tubelets are gathered and embedded (a fifth of them at ratio 0.8), and a matmul is much faster than
+    cuDNN's strided 3-D convolution on GPUs (docs/benchmarks.md).
+    """
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         k = (cfg.tubelet_size, cfg.patch_size, cfg.patch_size)
         self.proj = nn.Conv3d(cfg.in_chans, cfg.embed_dim, kernel_size=k, stride=k)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.proj(x).flatten(2).transpose(1, 2)  # (B, C, T', H', W') -> (B, N, C)
+    def forward(self, x: Tensor, visible: Tensor | None = None) -> Tensor:
+        """x: (B, C_in, T, H, W); visible: (B, N) bool or None (all) -> (B, N_vis, C), ascending token order."""
+        B, C, T, H, W = x.shape
+        t, p, _ = self.proj.kernel_size
+        cells = x.reshape(B, C, T // t, t, H // p, p, W // p, p).permute(0, 2, 4, 6, 1, 3, 5, 7)  # (B, T', H', W', ...)
+        if visible is None:
+            cells = cells.reshape(B, -1, C * t * p * p)  # (B, N, C_in t p p)
+        else:  # gather the visible tubelets only: (B, N) -> (B, T', H', W') selects from the strided view
+            cells = cells[visible.view(B, *cells.shape[1:4])].reshape(B, -1, C * t * p * p)  # (B, N_vis, C_in t p p)
+        return F.linear(cells, self.proj.weight.flatten(1), self.proj.bias)  # (B, N_vis, C)
 
 
 class VideoViTEncoder(nn.Module):
@@ -192,12 +206,15 @@ class VideoViTEncoder(nn.Module):
 
     def _encode(self, x: Tensor, mask: Tensor | None) -> Tensor:
         self._check_input(x)
-        tokens = self.patch_embed(x)  # (B, N, C)
-        B, N, C = tokens.shape
-        tokens = tokens + self.pos_embed.to(tokens.dtype)  # (B, N, C)
-        if mask is not None:
+        if mask is None:
+            tokens = self.patch_embed(x)  # (B, N, C)
+            tokens = tokens + self.pos_embed.to(tokens.dtype)
+        else:
+            B, N = x.shape[0], self.cfg.num_tokens
             check_mask(mask, B, N)
-            tokens = tokens[~mask].reshape(B, -1, C)  # (B, N_vis, C), ascending token order
+            tokens = self.patch_embed(x, ~mask)  # (B, N_vis, C), ascending token order
+            pos = self.pos_embed.expand(B, N, -1)[~mask].view(B, -1, tokens.shape[-1])  # (B, N_vis, C)
+            tokens = tokens + pos.to(tokens.dtype)
         tokens = _run_blocks(self.blocks, tokens, self.grad_checkpointing and self.training)
         return self.norm(tokens)  # (B, N_vis, C)
 

@@ -16,8 +16,10 @@ if [ -d .devpkgs ]; then
 fi
 # each step under its own time limit, the target first: one slow step cannot cost the rest
 # (one log, log.txt, plus a JSON per benchmark: few files come back from a device machine)
+# SKIP="sweep motion-cpu" leaves those steps out (a short rerun on a small device budget)
 run() {
   local limit=$1 step=$2 t0=$SECONDS; shift 2
+  case " ${SKIP:-} " in *" $step "*) echo "[$step: skipped]" | tee -a "$OUT/log.txt"; return;; esac
   echo "=== $step" | tee -a "$OUT/log.txt"
   timeout "$limit" "$@" 2>&1 | tee -a "$OUT/log.txt"
   echo "[$step: exit ${PIPESTATUS[0]}, $((SECONDS - t0)) s]" | tee -a "$OUT/log.txt"

@@ -68,7 +68,8 @@ class Attention(nn.Module):
         bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])  # (3C,)
         qkv = F.linear(x, self.qkv.weight, bias)  # (B, N, 3C)
         qkv = qkv.view(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)  # (3, B, nh, N, hs)
-        y = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])  # (B, nh, N, hs), scale hs ** -0.5
+        q, k, v = qkv.unbind(0)  # one backward op for the three (indexing would add three full-size zero fills)
+        y = F.scaled_dot_product_attention(q, k, v)  # (B, nh, N, hs), scale hs ** -0.5
         return self.proj(y.transpose(1, 2).reshape(B, N, C))  # (B, N, C)
 
 

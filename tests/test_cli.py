@@ -52,6 +52,14 @@ def test_bench_runs_the_train_step_benchmark(capsys, tmp_path):
     assert "clips/s" in capsys.readouterr().out
 
 
+def test_bench_profile_reports_every_phase_of_the_step(capsys):
+    assert main(["bench", "train-step", "--steps", "1", "--batch", "2", "--profile", "1"]) == 0
+    out = capsys.readouterr().out
+    for phase in ("augment", "mask", "teacher", "student", "backward", "optimizer", "whole step"):
+        assert f"smile/{phase}" in out, phase
+    assert "top self CPU time" in out
+
+
 def test_a_verb_with_a_missing_dependency_does_not_break_the_others(monkeypatch, capsys):
     import builtins
 

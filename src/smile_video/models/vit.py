@@ -213,8 +213,9 @@ class VideoViTEncoder(nn.Module):
         else:
             B, N = x.shape[0], self.cfg.num_tokens
             check_mask(mask, B, N)
-            tokens = self.patch_embed(x, ~mask)  # (B, N_vis, C), ascending token order
-            pos = self.pos_embed.expand(B, N, -1)[~mask].view(B, -1, tokens.shape[-1])  # (B, N_vis, C)
+            visible = ~mask
+            tokens = self.patch_embed(x, visible)  # (B, N_vis, C), ascending token order
+            pos = self.pos_embed.expand(B, N, -1)[visible].view(B, -1, tokens.shape[-1])  # (B, N_vis, C)
             tokens = tokens + pos.to(tokens.dtype)
         tokens = _run_blocks(self.blocks, tokens, self.grad_checkpointing and self.training)
         return self.norm(tokens)  # (B, N_vis, C)

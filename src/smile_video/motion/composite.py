@@ -185,16 +185,15 @@ def composite(video: torch.Tensor, atlas: torch.Tensor, params: MotionParams,
         if not ok:
             raise ValueError(f"composite: {what}")
     atlas = atlas.to(device)
+    # windows rounded to 8 px on the CPU (fewer pixels to visit), to 32 px on a GPU (fewer window sizes, so fewer
+    # buckets and alpha pieces, hence fewer launches; the extra pixels cost little there)
+    plan = plan_windows(host, A, H, W, step=32 if device.type == "cuda" else 8).to(device)
     if kernel == "torch":
         out = video if inplace else video.clone()
-        plan = plan_windows(host, A, H, W, step=32 if device.type == "cuda" else 8).to(device)
         _composite_torch(out, atlas, params.object_ids.to(device), plan, alpha)
         return out, alpha
     out = video if inplace else video.clone(memory_format=torch.contiguous_format)
     work = out if out.is_contiguous() else out.contiguous()  # the fused kernels index a contiguous clip
-    # windows rounded to 8 px on the CPU (fewer pixels to visit), to 32 px on a GPU (fewer window sizes, so fewer
-    # alpha pieces and fewer launches downstream; the kernel's extra pixels cost little there)
-    plan = plan_windows(host, A, H, W, step=8 if device.type == "cpu" else 32).to(device)
     if kernel == "c":
         flat = cpu_kernel.blend_windows(work, atlas, plan)
     else:

@@ -35,6 +35,11 @@ VERBS: tuple[Verb, ...] = (
          "once) and report top-1, top-5 and mean per-class accuracy.", 7),
     Verb("knn", "knn", "k-nearest-neighbour classification on cached encoder features",
          "Cosine kNN on the same cached features the linear probe uses.", 7),
+    Verb("diagnose", "diagnose", "representation diagnostics: constant share, effective rank, temporal variation",
+         "Encode one centre clip of up to --max-clips videos of a list and report how much of the output is one "
+         "constant vector, its effective rank, where its variance lies (clips / time / space) and the raw and "
+         "centred frame similarity; --compare-random adds a random init of the same config. See "
+         "docs/evaluation.md.", 7),
     Verb("finetune", "finetune", "full finetuning with the VideoMAE recipe (Table 17)",
          "Layer-wise lr decay, drop path, RandAugment, mixup/cutmix, label smoothing, multi-view testing; "
          "DDP under torchrun.", 7),

@@ -8,6 +8,9 @@ While extracting, the per-clip frame similarity map (Fig. 4) is accumulated at n
 
 The cache key hashes: the checkpoint file's contents (or "random init" + seed), the model config, the list file's
 contents, the data root, and the sampling settings. A cache file whose stored key differs is recomputed.
+
+`list_tokens` / `encoder_tokens` give every output token of one clip per video (a seeded subset of the list), uncached,
+for `eval.diagnostics`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save
 from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..config import ModelConfig
 from ..data.normalize import normalize
@@ -29,7 +33,7 @@ from ..runlog import atomic_write_bytes
 from .similarity import frame_similarity, time_step_features
 
 __all__ = ["FeatureSet", "extract_features", "file_digest", "cache_key", "load_or_extract", "load_frozen_encoder",
-           "list_features"]
+           "clip_loader", "list_features", "list_tokens", "encoder_tokens"]
 
 CACHE_VERSION = 1
 
@@ -182,6 +186,26 @@ def load_or_extract(path: str | Path, key: str, make: Callable[[], FeatureSet]) 
     return fs, False
 
 
+def clip_loader(cfg: ModelConfig, list_path: str, data_root: str, sampling_rate: int,
+                test_views: tuple[int, int] = (1, 1), batch_size: int = 8, num_workers: int = 0,
+                max_items: int | None = None, seed: int = 0) -> DataLoader:
+    """Evaluation clips of a list's videos (evenly placed clips x crops, no random augmentation), in list order, as
+    batches of `smile_video.data.dataset.collate` dicts. `max_items`: at most that many entries, drawn without
+    replacement under `seed` when the list is longer (kept in list order)."""
+    from ..data.dataset import VideoClipDataset, collate
+    from ..data.lists import read_video_list
+
+    entries = read_video_list(list_path, data_root=data_root)
+    ds: Dataset = VideoClipDataset(entries, num_frames=cfg.num_frames, sampling_rate=sampling_rate,
+                                   size=cfg.img_size, train=False, test_views=test_views)
+    if max_items is not None and max_items < len(entries):
+        if max_items < 1:
+            raise ValueError(f"max_items must be >= 1, got {max_items}")
+        pick = torch.randperm(len(entries), generator=torch.Generator().manual_seed(seed))[:max_items]
+        ds = Subset(ds, pick.sort().values.tolist())
+    return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate)
+
+
 def list_features(encoder: nn.Module, identity: str, cfg: ModelConfig, list_path: str, data_root: str,
                   sampling_rate: int, cache_dir: str | Path, split: str, flip_view: bool = False,
                   test_views: tuple[int, int] = (1, 1), batch_size: int = 8, num_workers: int = 0,
@@ -199,16 +223,55 @@ def list_features(encoder: nn.Module, identity: str, cfg: ModelConfig, list_path
                     **({"pooling": pooling} if pooling != "mean" else {}))
 
     def make() -> FeatureSet:
-        from torch.utils.data import DataLoader
-
-        from ..data.dataset import VideoClipDataset, collate
-        from ..data.lists import read_video_list
-
-        entries = read_video_list(list_path, data_root=data_root)
-        ds = VideoClipDataset(entries, num_frames=cfg.num_frames, sampling_rate=sampling_rate, size=cfg.img_size,
-                              train=False, test_views=test_views)
-        loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate)
+        loader = clip_loader(cfg, list_path, data_root, sampling_rate, test_views, batch_size, num_workers)
         batches: Iterable[Any] = loader if progress is None else progress(loader, len(loader))
         return extract_features(encoder.to(device), batches, cfg.grid, device, flip_view, dtype, pooling)
 
     return load_or_extract(Path(cache_dir) / f"{split}-{key[:16]}.safetensors", key, make)
+
+
+@torch.inference_mode()
+def list_tokens(encoder: nn.Module, cfg: ModelConfig, list_path: str, data_root: str = "", sampling_rate: int = 2,
+                max_clips: int = 64, batch_size: int = 8, seed: int = 0, device: str | torch.device = "cpu",
+                num_workers: int = 0) -> tuple[Tensor, Tensor]:
+    """All output tokens of one centre clip per video (`clip_loader`): tokens (B, N, C) float32 on the CPU in
+    (t', h', w') order (the encoder's `forward_tokens`: after its final norm), labels (B,) int64.
+
+    At most `max_clips` videos: the whole list when it is no longer, else `max_clips` entries drawn under `seed`. A file
+    the data pipeline cannot decode is replaced by the next entry (its behaviour); an entry that is then decoded twice
+    is kept once, so B can fall below `max_clips`.
+    """
+    if not Path(list_path).exists():
+        raise FileNotFoundError(f"list {list_path!r} does not exist")
+    if max_clips < 1 or batch_size < 1:
+        raise ValueError(f"max_clips and batch_size must be >= 1, got {max_clips}, {batch_size}")
+    from ..models import encode
+
+    device = torch.device(device)
+    encoder = encoder.to(device)
+    loader = clip_loader(cfg, list_path, data_root, sampling_rate, (1, 1), batch_size, num_workers, max_clips, seed)
+    tokens: dict[int, Tensor] = {}
+    labels: dict[int, int] = {}
+    for batch in loader:
+        x = normalize(batch["video"].to(device))  # (b, 3, T, H, W)
+        _, t = encode(encoder, x, per_token=True)  # (b, N, C)
+        assert t is not None
+        for j, i in enumerate(batch["index"].tolist()):
+            if i not in tokens:
+                tokens[i] = t[j].float().cpu()  # (N, C)
+                labels[i] = int(batch["label"][j])
+    if not tokens:
+        raise ValueError(f"{list_path}: no video could be decoded; see `smile data-check`")
+    order = sorted(tokens)
+    return torch.stack([tokens[i] for i in order]), torch.tensor([labels[i] for i in order], dtype=torch.long)
+
+
+def encoder_tokens(checkpoint: str | None, model_cfg: ModelConfig, list_path: str, data_root: str = "",
+                   sampling_rate: int = 2, max_clips: int = 64, batch_size: int = 8, seed: int = 0,
+                   device: str | torch.device = "cpu") -> tuple[Tensor, Tensor]:
+    """`list_tokens` of a checkpoint's frozen encoder (or, with checkpoint=None, of a random init of `model_cfg`
+    drawn under `seed`; `load_frozen_encoder`): tokens (B, N, C) float32, labels (B,) int64. Their token grid is
+    that of the config the checkpoint describes (`load_frozen_encoder(...)[1].grid`); `model_cfg` only fills in what
+    a checkpoint does not say."""
+    encoder, cfg, _ = load_frozen_encoder(checkpoint, model_cfg, seed=seed)
+    return list_tokens(encoder, cfg, list_path, data_root, sampling_rate, max_clips, batch_size, seed, device)

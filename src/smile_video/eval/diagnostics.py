@@ -1,0 +1,155 @@
+"""Representation diagnostics: is an encoder's output collapsed, low-rank, or static over time?
+
+Pure functions of encoder output tokens ``(B, N, C)`` in (t', h', w') order (``grid = (T', H', W')``, docs/design.md),
+computed in float64. They answer three questions about a frozen encoder on a set of clips:
+
+- how much of the output is one constant vector (``constant_share``);
+- how many directions the variation around the mean uses (``effective_rank``, Roy & Vetterli 2007);
+- where the variance lies: across clips, over time within a clip, or over space within a time step (the three add
+  up to the per-token variance), and how alike the time steps of a clip are once the constant part is removed
+  (``similarity_centred``; the raw cosine of Fig. 4 reads ~1 whenever a large shared offset dominates).
+
+Variances are population variances (divide by the count), so the decomposition is exact. See docs/evaluation.md.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from .similarity import time_step_features
+
+__all__ = ["check_tokens", "effective_rank", "centred_frame_similarity", "feature_stats", "STAT_KEYS"]
+
+# feature_stats' keys, in the order the CLI prints them
+STAT_KEYS = ("constant_share", "effective_rank", "effective_rank_clips", "var_total", "var_across_clips",
+             "var_over_time", "var_space", "clip_share", "time_share", "space_share", "similarity_raw",
+             "similarity_centred")
+
+_EPS = torch.finfo(torch.float64).eps
+
+
+def check_tokens(tokens: Tensor, grid: tuple[int, int, int]) -> None:
+    """Raise ValueError unless tokens is a finite floating (B, N, C) tensor with B, C >= 1 and N = T' * H' * W'."""
+    if len(grid) != 3 or any(int(g) < 1 for g in grid):
+        raise ValueError(f"grid must be (T', H', W') of positive ints, got {tuple(grid)}")
+    if not isinstance(tokens, Tensor) or tokens.dim() != 3:
+        shape = tuple(tokens.shape) if isinstance(tokens, Tensor) else type(tokens).__name__
+        raise ValueError(f"tokens must be (B, N, C), got {shape}")
+    b, n, c = tokens.shape
+    t, h, w = grid
+    if b < 1 or c < 1:
+        raise ValueError(f"tokens (B, N, C) = {(b, n, c)} must hold at least one clip and one channel")
+    if n != t * h * w:
+        raise ValueError(f"tokens have N={n}, but the grid {tuple(grid)} has {t * h * w} tokens")
+    if not tokens.is_floating_point():
+        raise ValueError(f"tokens must be floating point, got {tokens.dtype}")
+    if not torch.isfinite(tokens).all():
+        raise ValueError("tokens hold NaN or inf values: the encoder's output is not finite")
+
+
+def effective_rank(x: Tensor, centre: bool = True) -> float:
+    """Effective rank (Roy & Vetterli 2007) of a matrix x (M, C): exp(H(p)), p_k = s_k / sum_k s_k over its singular
+    values s, H the Shannon entropy (nats). Between 1 and min(M, C); 0.0 for a matrix with no variation.
+
+    centre: subtract the mean row first (the rank of the variation around the mean). Singular values at the float64
+    rounding level of the uncentred matrix (<= max(M, C) * eps * ||x||_F) count as zero.
+    """
+    if x.dim() != 2 or min(x.shape) < 1:
+        raise ValueError(f"effective_rank needs a non-empty (M, C) matrix, got {tuple(x.shape)}")
+    x = x.double()
+    tol = max(x.shape) * _EPS * float(torch.linalg.matrix_norm(x))
+    if centre:
+        x = x - x.mean(dim=0, keepdim=True)  # (M, C)
+    s = torch.linalg.svdvals(x)  # (min(M, C),)
+    s = s[s > tol]
+    if s.numel() == 0:
+        return 0.0
+    p = s / s.sum()
+    return math.exp(float(-(p * p.log()).sum()))
+
+
+def centred_frame_similarity(tokens: Tensor, grid: tuple[int, int, int], mean: Tensor | None = None) -> Tensor:
+    """tokens (B, N, C) -> (B, T', T') float64 cosine similarity between the time steps of each clip after subtracting
+    `mean` (C,) from every time-step feature (`time_step_features`).
+
+    mean: None = the dataset mean time-step feature (over clips and time steps, which is the mean token); pass
+    zeros for the raw map of `similarity.frame_similarity`. A centred feature at the rounding level of the uncentred
+    ones (norm <= 1e-12 x the largest) has no direction: its entries (diagonal too) are NaN.
+    """
+    check_tokens(tokens, grid)
+    f = time_step_features(tokens.double(), grid)  # (B, T', C)
+    c = f.shape[-1]
+    if mean is None:
+        mean = f.mean(dim=(0, 1))  # (C,)
+    elif mean.shape != (c,):
+        raise ValueError(f"mean must be (C,) = ({c},), got {tuple(mean.shape)}")
+    scale = f.norm(dim=-1).max()
+    fc = f - mean.to(f)  # (B, T', C)
+    norm = fc.norm(dim=-1, keepdim=True)  # (B, T', 1)
+    dead = norm <= 1e-12 * scale  # (B, T', 1)
+    u = fc / norm.clamp_min(torch.finfo(torch.float64).tiny)  # (B, T', C)
+    sim = u @ u.transpose(1, 2)  # (B, T', T')
+    undefined = dead | dead.transpose(1, 2)  # (B, T', T')
+    return sim.masked_fill(undefined, float("nan"))
+
+
+def _off_diagonal_nanmean(sim: Tensor) -> float:
+    """sim (B, T', T') -> mean of the defined (non-NaN) off-diagonal entries; NaN when there are none."""
+    t = sim.shape[-1]
+    off = sim[:, ~torch.eye(t, dtype=torch.bool, device=sim.device)]  # (B, T' * (T' - 1))
+    return float(off.nanmean()) if off.numel() else float("nan")
+
+
+def feature_stats(tokens: Tensor, grid: tuple[int, int, int]) -> dict[str, float]:
+    """Diagnostics of encoder output tokens (B, N, C) in (t', h', w') order, grid (T', H', W'), over all B clips.
+
+    Returns (keys in `STAT_KEYS` order):
+      constant_share        ||mu||^2 / mean_i ||x_i||^2, mu the mean token: the share of the squared norm that is one
+                            constant vector (1 = constant output; NaN when every token is zero)
+      effective_rank        effective rank of the centred (B*N, C) token matrix
+      effective_rank_clips  effective rank of the centred (B, C) clip-mean matrix
+      var_total             per-token variance, mean over channels (population variance over all B*N tokens)
+      var_across_clips      variance of the clip means across clips, mean over channels
+      var_over_time         variance of the T' time-step features within a clip, mean over channels and clips
+      var_space             variance of the H'*W' tokens within a time step, mean over channels, clips and steps;
+                            var_total = var_across_clips + var_over_time + var_space
+      clip_share, time_share, space_share   the three divided by var_total (NaN when it is ~0)
+      similarity_raw        off-diagonal mean of the (T', T') time-step cosine similarity (as
+                            `similarity.frame_similarity`), over clips
+      similarity_centred    the same after subtracting the dataset mean time-step feature (`centred_frame_similarity`)
+    """
+    check_tokens(tokens, grid)
+    b, n, c = tokens.shape
+    t, h, w = grid
+    x = tokens.double()  # (B, N, C)
+    flat = x.reshape(b * n, c)  # (B*N, C)
+    mu = flat.mean(dim=0)  # (C,)
+    mean_sq = float(flat.pow(2).sum(dim=1).mean())
+    clip_mean = x.mean(dim=1)  # (B, C)
+    steps = x.reshape(b, t, h * w, c)  # (B, T', H'W', C)
+    step_mean = steps.mean(dim=2)  # (B, T', C) = time_step_features
+    var_total = float(flat.var(dim=0, correction=0).mean())
+    var_clips = float(clip_mean.var(dim=0, correction=0).mean())
+    var_time = float(step_mean.var(dim=1, correction=0).mean())
+    var_space = float(steps.var(dim=2, correction=0).mean())
+
+    def share(v: float) -> float:  # NaN when the tokens do not vary beyond float64 rounding
+        return v / var_total if var_total > 1e-24 * mean_sq else float("nan")
+
+    return {
+        "constant_share": float(mu.pow(2).sum()) / mean_sq if mean_sq > 0 else float("nan"),
+        "effective_rank": effective_rank(flat),
+        "effective_rank_clips": effective_rank(clip_mean),
+        "var_total": var_total,
+        "var_across_clips": var_clips,
+        "var_over_time": var_time,
+        "var_space": var_space,
+        "clip_share": share(var_clips),
+        "time_share": share(var_time),
+        "space_share": share(var_space),
+        "similarity_raw": _off_diagonal_nanmean(centred_frame_similarity(x, grid, torch.zeros(c, dtype=x.dtype))),
+        "similarity_centred": _off_diagonal_nanmean(centred_frame_similarity(x, grid, mu)),
+    }

@@ -1,0 +1,135 @@
+"""eval/diagnostics.py: constant share, effective rank, variance decomposition and (centred) frame similarity,
+checked against cases computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from smile_video.eval.diagnostics import STAT_KEYS, centred_frame_similarity, effective_rank, feature_stats
+from smile_video.eval.similarity import frame_similarity, off_diagonal_mean
+
+GRID = (4, 2, 2)  # T' = 4 time steps of 2 x 2 tokens
+N = 16
+
+
+def per_step(values: torch.Tensor) -> torch.Tensor:
+    """(B, T', C) time-step values -> tokens (B, N, C): every spatial token of a step equals the step's value."""
+    b, t, c = values.shape
+    return values[:, :, None, :].expand(b, t, 4, c).reshape(b, t * 4, c)
+
+
+def test_constant_output_is_all_constant_share_rank_zero_and_raw_similarity_one():
+    tokens = torch.full((3, N, 8), 0.1).add(torch.arange(8.0))  # every token the same vector
+    s = feature_stats(tokens, GRID)
+    assert list(s) == list(STAT_KEYS)
+    assert s["constant_share"] == pytest.approx(1.0, abs=1e-12)
+    assert s["similarity_raw"] == pytest.approx(1.0, abs=1e-12)
+    assert s["effective_rank"] == 0.0 and s["effective_rank_clips"] == 0.0
+    assert s["var_total"] < 1e-28
+    # nothing varies: shares and the centred cosine are undefined, not "perfectly temporal"
+    for key in ("clip_share", "time_share", "space_share", "similarity_centred"):
+        assert math.isnan(s[key]), key
+
+
+def test_constant_share_by_hand():
+    # half the tokens (1, 0), half (0, 1): mu = (0.5, 0.5), ||mu||^2 = 0.5, mean ||x||^2 = 1
+    tokens = torch.tensor([[1.0, 0.0], [0.0, 1.0]]).repeat(2, 8, 1)  # (2, 16, 2)
+    assert feature_stats(tokens, GRID)["constant_share"] == pytest.approx(0.5)
+    # offset m plus zero-mean +-z: ||m||^2 / (||m||^2 + ||z||^2) = 9 / (9 + 1)
+    z = torch.tensor([[0.0, 1.0], [0.0, -1.0]]).repeat(2, 8, 1)
+    assert feature_stats(z + torch.tensor([3.0, 0.0]), GRID)["constant_share"] == pytest.approx(0.9)
+
+
+def test_effective_rank_by_hand():
+    # singular values (3, 1): p = (3/4, 1/4), exp(H) = exp(-(0.75 ln 0.75 + 0.25 ln 0.25))
+    expected = math.exp(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
+    assert effective_rank(torch.tensor([[3.0, 0.0], [0.0, 1.0]]), centre=False) == pytest.approx(expected)
+    assert effective_rank(torch.eye(5), centre=False) == pytest.approx(5.0)
+    # centred: rows +-e_j have zero mean and k equal singular values
+    k = 6
+    assert effective_rank(torch.cat([torch.eye(k), -torch.eye(k)]) + 7.0) == pytest.approx(k)
+
+
+def test_rank_one_centred_data_has_effective_rank_one():
+    g = torch.Generator().manual_seed(0)
+    offset, direction = torch.randn(32, generator=g) * 10, torch.randn(32, generator=g)
+    a = torch.randn(5, N, 1, generator=g, dtype=torch.float64)
+    tokens = offset + a * direction  # (5, 16, 32): the variation spans one direction
+    s = feature_stats(tokens, GRID)
+    assert s["effective_rank"] == pytest.approx(1.0, abs=1e-9)
+    assert s["effective_rank_clips"] == pytest.approx(1.0, abs=1e-9)
+    full = feature_stats(torch.randn(5, N, 32, generator=g), GRID)["effective_rank"]
+    assert 20 < full <= 32  # isotropic noise uses most of the 32 directions
+
+
+def test_orthogonal_time_steps_have_zero_raw_similarity_and_minus_one_over_t_minus_one_centred():
+    # step t's feature is e_t: raw cosines 0; after removing the mean (1/4) sum e_t, cos(e_i - m, e_j - m) =
+    # (-2/4 + 1/4) / (1 - 1/4) = -1/3
+    values = torch.eye(4)[None].repeat(2, 1, 1)  # (B=2, T'=4, C=4)
+    tokens = per_step(values)
+    s = feature_stats(tokens, GRID)
+    assert s["similarity_raw"] == pytest.approx(0.0, abs=1e-12)
+    assert s["similarity_centred"] == pytest.approx(-1 / 3)
+    sim = centred_frame_similarity(tokens, GRID)  # (B, T', T')
+    assert sim.shape == (2, 4, 4) and sim.dtype == torch.float64
+    assert torch.allclose(sim.diagonal(dim1=1, dim2=2), torch.ones(2, 4, dtype=torch.float64))
+
+
+def test_centring_removes_a_large_shared_offset():
+    g = torch.Generator().manual_seed(1)
+    c = 64
+    offset = torch.randn(c, generator=g) * 100  # the same vector in every token of every clip
+    tokens = offset + torch.randn(32, N, c, generator=g)  # independent noise per token
+    s = feature_stats(tokens, GRID)
+    assert s["similarity_raw"] > 0.99  # the offset dominates every raw cosine
+    assert abs(s["similarity_centred"]) < 0.05  # the time steps themselves are unrelated
+    assert s["constant_share"] > 0.99
+
+
+def test_raw_similarity_matches_frame_similarity_and_centring_defaults_to_the_dataset_mean():
+    g = torch.Generator().manual_seed(2)
+    tokens = torch.randn(3, N, 8, generator=g) + torch.linspace(0, 1, N)[None, :, None]  # (3, 16, 8)
+    s = feature_stats(tokens, GRID)
+    assert s["similarity_raw"] == pytest.approx(off_diagonal_mean(frame_similarity(tokens, GRID).mean(0)), abs=1e-6)
+    raw = centred_frame_similarity(tokens, GRID, mean=torch.zeros(8))
+    assert torch.allclose(raw.float(), frame_similarity(tokens, GRID), atol=1e-6)
+    mean = tokens.double().mean(dim=(0, 1))  # the mean token = mean over clips and time steps of the step features
+    assert torch.allclose(centred_frame_similarity(tokens, GRID), centred_frame_similarity(tokens, GRID, mean))
+
+
+def test_variances_by_hand_and_they_add_up_to_the_per_token_variance():
+    # clip b: every token b * e_0 (B=2): variance of {0, 1} = 1/4 in dim 0, 0 in dim 1 -> mean over dims 1/8
+    clips = per_step(torch.tensor([0.0, 1.0])[:, None, None] * torch.tensor([1.0, 0.0]).expand(2, 4, 2))
+    s = feature_stats(clips, GRID)
+    assert (s["var_across_clips"], s["var_over_time"], s["var_space"]) == pytest.approx((0.125, 0.0, 0.0))
+    assert s["var_total"] == pytest.approx(0.125) and s["clip_share"] == pytest.approx(1.0)
+    # step t of every clip: (t mod 2) * e_0 -> variance over time 1/4 in dim 0
+    steps = per_step((torch.arange(4.0) % 2)[None, :, None] * torch.tensor([1.0, 0.0]).expand(2, 4, 2))
+    s = feature_stats(steps, GRID)
+    assert (s["var_across_clips"], s["var_over_time"], s["var_space"]) == pytest.approx((0.0, 0.125, 0.0))
+    assert s["time_share"] == pytest.approx(1.0)
+    g = torch.Generator().manual_seed(3)
+    s = feature_stats(torch.randn(4, N, 8, generator=g) * torch.rand(4, N, 1, generator=g), GRID)
+    assert s["var_across_clips"] + s["var_over_time"] + s["var_space"] == pytest.approx(s["var_total"])
+    assert s["clip_share"] + s["time_share"] + s["space_share"] == pytest.approx(1.0)
+
+
+def test_bad_shapes_are_refused_with_a_clear_message():
+    tokens = torch.randn(2, N, 8)
+    with pytest.raises(ValueError, match="N=15"):
+        feature_stats(tokens[:, :15], GRID)
+    with pytest.raises(ValueError, match=r"\(B, N, C\)"):
+        feature_stats(tokens[0], GRID)
+    with pytest.raises(ValueError, match="grid"):
+        feature_stats(tokens, (4, 4))
+    with pytest.raises(ValueError, match="floating"):
+        feature_stats(tokens.long(), GRID)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        feature_stats(tokens.index_fill(1, torch.tensor([3]), float("nan")), GRID)
+    with pytest.raises(ValueError, match=r"mean must be \(C,\)"):
+        centred_frame_similarity(tokens, GRID, mean=torch.zeros(7))
+    with pytest.raises(ValueError, match=r"\(M, C\)"):
+        effective_rank(torch.zeros(5))

@@ -1,5 +1,5 @@
 """The embedded benchmark: real mp4 files and lists, balanced classes that differ as intended, held-out objects
-only, determinism and idempotence."""
+only, disjoint object pools for train / val and test, determinism and idempotence."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from smile_video.data.lists import class_counts, read_label_map, read_video_list
 from smile_video.data.video_io import read_video
 from smile_video.eval.benchmark import (
     BenchmarkSpec,
+    benchmark_pools,
     generate_benchmark,
     heldout_bank,
     render_appearance_task,
@@ -24,6 +25,7 @@ from smile_video.eval.benchmark_tasks import (
     Anchors,
     motion_class_params,
     object_family,
+    object_pools,
     rotation_symmetry,
     wrap_copies,
 )
@@ -35,7 +37,7 @@ from smile_video.objects import default_bank, split_of
 NAMED = {"move_right": ((1, 0), 0, 0), "move_left": ((-1, 0), 0, 0), "move_down": ((0, 1), 0, 0),
          "move_up": ((0, -1), 0, 0), "rotate_clockwise": ((0, 0), -1, 0), "rotate_anticlockwise": ((0, 0), 1, 0),
          "grow": ((0, 0), 0, 1), "shrink": ((0, 0), 0, -1)}
-TINY = dict(num_frames=6, size=32, train_per_class=2, val_per_class=1, object_size=(0.3, 0.4))
+TINY = dict(num_frames=6, size=32, train_per_class=2, val_per_class=1, test_per_class=1, object_size=(0.3, 0.4))
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +54,7 @@ def test_files_and_lists_decode_through_the_data_path(bench):
         names = read_label_map(root / task / "classes.txt")
         assert list(names) == tl.classes and list(names.values()) == list(range(len(tl.classes)))
         assert json.loads((root / task / "labels.json").read_text()) == names
-        for split, per_class in (("train", 2), ("val", 1)):
+        for split, per_class in (("train", 2), ("val", 1), ("test", 1)):
             entries = read_video_list(getattr(tl, split), data_root=str(root))
             assert class_counts(entries) == {c: per_class for c in range(len(tl.classes))}
             for e in entries[:: max(1, len(entries) // 5)]:
@@ -77,11 +79,64 @@ def test_heldout_objects_only(bench):
     root, _ = bench
     heldout, pretrain = set(default_bank("heldout").names), set(default_bank("pretrain").names)
     for task in ("motion", "appearance"):
-        for split in ("train", "val"):
+        for split in ("train", "val", "test"):
             for line in (root / task / f"{split}_meta.jsonl").read_text().splitlines():
                 rec = json.loads(line)
                 assert rec["objects"], rec
                 assert all(split_of(n) == "heldout" and n in heldout and n not in pretrain for n in rec["objects"])
+
+
+def test_train_and_val_show_pool_a_objects_and_test_pool_b(bench):
+    """spec.json records two disjoint pools; every train / val clip shows only pool A objects, every test clip only
+    pool B objects; an appearance test clip shows an unseen object of its own family."""
+    root, lists = bench
+    pools = json.loads((root / "spec.json").read_text())["pools"]
+    pool_a, pool_b = set(pools["train_val"]), set(pools["test"])
+    assert pool_a and pool_b and not pool_a & pool_b
+    assert pool_a | pool_b == set(default_bank("heldout").names)
+    bank = heldout_bank()
+    family = {n: object_family(bank.categories[int(bank.labels[i])]) for i, n in enumerate(bank.names)}
+    for task, tl in lists.items():
+        for split, pool in (("train", pool_a), ("val", pool_a), ("test", pool_b)):
+            recs = [json.loads(x) for x in (root / task / f"{split}_meta.jsonl").read_text().splitlines()]
+            assert len(recs) == len(tl.classes) * TINY[f"{split}_per_class"]
+            for r in recs:
+                assert set(r["objects"]) <= pool, (task, split, r)
+                if task == "appearance":
+                    assert {family[n] for n in r["objects"]} == {tl.classes[r["label"]]}
+
+
+def test_object_pools_rule():
+    """Per family, round(n / 3) objects to pool B, at least 2 when n >= 3, at most n - 1: a family of >= 2 objects
+    is in both pools. Deterministic; the seed changes which objects."""
+    cats = ["flag A"] * 9 + ["shape X"] * 3 + ["cat"] * 2 + ["zzz"] + ["bus"] * 5
+    names = [f"o{i}" for i in range(len(cats))]
+    a, b = object_pools(names, cats, 1 / 3, seed=0)
+    assert sorted(a + b) == list(range(len(cats))) and not set(a) & set(b)
+    in_b = {fam: sum(object_family(cats[i]) == fam for i in b) for fam in ("flag", "shape", "animal", "vehicle")}
+    assert in_b == {"flag": 3, "shape": 2, "animal": 1, "vehicle": 2}
+    assert 14 in a  # the lone "zzz" object stays in pool A
+    assert object_pools(names, cats, 1 / 3, seed=0) == (a, b)
+    assert any(object_pools(names, cats, 1 / 3, seed=s)[1] != b for s in range(1, 4))
+    with pytest.raises(ValueError, match="unique"):
+        object_pools(["x", "x"], ["cat", "dog"], 1 / 3, seed=0)
+
+
+def test_benchmark_pools_keep_every_appearance_family_in_both():
+    bank, spec = heldout_bank(), BenchmarkSpec()
+    a, b = benchmark_pools(spec, bank)
+    assert not set(a) & set(b) and len(a) + len(b) == len(bank)
+    assert 0.25 < len(b) / len(bank) < 0.4
+    names = [bank.categories[int(i)] for i in bank.labels]
+    from smile_video.eval.benchmark_tasks import appearance_families
+
+    _, members = appearance_families(names, spec.appearance_classes, spec.appearance_min_objects)
+    for rows in members:
+        assert len(set(rows) & set(b)) >= 2 and len(set(rows) & set(a)) >= 1
+    assert benchmark_pools(BenchmarkSpec(), bank) == (a, b)
+    assert benchmark_pools(BenchmarkSpec(seed=1), bank) != (a, b)
+    _, _, ids, _ = render_motion_task(BenchmarkSpec(**{**TINY, "test_per_class": 6}), "test", bank)
+    assert set(ids.flatten().tolist()) <= set(b)  # rendered in memory too: test anchors from pool B
 
 
 def test_motion_classes_share_appearance(bench):
@@ -152,8 +207,10 @@ def test_motion_classes_move_as_named():
             if dx or dy:  # a constant step the class's way
                 want = torch.tensor([dx, dy]) * px_step
                 assert torch.allclose(steps, want.expand_as(steps), atol=0.6), (name, i, steps)
-            else:  # no travel: only the sprite's alpha centroid turning or scaling about the cell centre
-                assert float(steps.sum(0).norm()) < 0.2 * spec.travel * S, (name, i, steps)
+            else:  # no travel: only the sprite's alpha centroid turning or scaling about the cell centre; a half
+                # turn moves it by twice its offset from the cell centre (a few pixels for a lopsided glyph),
+                # against travel * S = 24 px for the translating classes
+                assert float(steps.sum(0).norm()) < 0.3 * spec.travel * S, (name, i, steps)
             area = a.sum((-1, -2))  # (T,)
             ratio = float(area[-1] / area[0])
             assert ratio == pytest.approx(spec.scale_ratio ** (2 * grow), rel=0.12), (name, i, ratio)
@@ -241,6 +298,10 @@ def test_idempotent_and_regenerates_when_the_spec_changes(tmp_path):
     clip.unlink()  # a damaged benchmark is made again
     generate_benchmark(tmp_path, spec, tasks=("motion",))
     assert clip.is_file()
+    test_clip = tmp_path / "motion/test/move_left_0000.mp4"
+    test_clip.unlink()  # the test split counts as part of the benchmark
+    assert generate_benchmark(tmp_path, spec, tasks=("motion",))["motion"].test == tmp_path / "motion/test.csv"
+    assert test_clip.is_file()
     other = BenchmarkSpec(**{**TINY, "train_per_class": 1, "motion_classes": ("move_up", "grow")})
     generate_benchmark(tmp_path, other, tasks=("motion",))
     assert not (tmp_path / "motion/train/move_left_0000.mp4").exists()  # stale clips removed
@@ -262,7 +323,8 @@ def test_same_seed_same_frames_other_seed_other_frames(tmp_path):
     generate_benchmark(tmp_path / "b", spec)
     generate_benchmark(tmp_path / "c", BenchmarkSpec(**{**TINY, "train_per_class": 1, "seed": 1,
                                                          "motion_classes": ("move_right", "shrink")}))
-    for rel in ("motion/val/shrink_0000.mp4", "appearance/train/animal_0000.mp4"):
+    for rel in ("motion/val/shrink_0000.mp4", "appearance/train/animal_0000.mp4", "motion/test/shrink_0000.mp4",
+                "appearance/test/animal_0000.mp4"):
         a, b, c = (read_video(tmp_path / x / rel)[0] for x in "abc")
         assert torch.equal(a, b)
         assert not torch.equal(a, c)
@@ -272,11 +334,14 @@ def test_module_entry_point_writes_the_files(tmp_path, capsys):
     from smile_video.eval.benchmark import main
 
     assert main([str(tmp_path), "--tasks", "appearance", "--size", "32", "--num-frames", "4",
-                 "--train-per-class", "1", "--val-per-class", "1"]) == 0
-    assert "appearance: 8 classes" in capsys.readouterr().out
+                 "--train-per-class", "1", "--val-per-class", "1", "--test-per-class", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "appearance: 8 classes" in out and str(tmp_path / "appearance/test.csv") in out
     spec = json.loads((tmp_path / "spec.json").read_text())
-    assert spec["tasks"] == ["appearance"] and spec["spec"]["size"] == 32
+    assert spec["tasks"] == ["appearance"] and spec["spec"]["size"] == 32 and spec["spec"]["test_per_class"] == 2
+    assert spec["generator_version"] == 2 and set(spec["pools"]) == {"train_val", "test"}
     assert len((tmp_path / "appearance/val.csv").read_text().splitlines()) == 8
+    assert len((tmp_path / "appearance/test.csv").read_text().splitlines()) == 16
 
 
 def test_bad_spec_is_rejected_by_name(tmp_path):
@@ -286,5 +351,11 @@ def test_bad_spec_is_rejected_by_name(tmp_path):
         generate_benchmark(tmp_path, BenchmarkSpec(motion_classes=("move_right", "jump")))
     with pytest.raises(ValueError, match="appearance_motion"):
         generate_benchmark(tmp_path, BenchmarkSpec(appearance_motion={"speed": 2.0}))
+    with pytest.raises(ValueError, match="test_per_class"):
+        generate_benchmark(tmp_path, BenchmarkSpec(test_per_class=0))
+    with pytest.raises(ValueError, match="test_fraction"):
+        generate_benchmark(tmp_path, BenchmarkSpec(test_fraction=1.0))
+    with pytest.raises(ValueError, match="appearance_min_objects"):
+        generate_benchmark(tmp_path, BenchmarkSpec(appearance_min_objects=2))
     with pytest.raises(ValueError, match="unknown tasks"):
         generate_benchmark(tmp_path, BenchmarkSpec(), tasks=("colour",))

@@ -93,6 +93,7 @@ def mp4_lists(tmp_path_factory):
     lines = write_two_class_videos(root, 6, base=40, step=10, top=10, still_x=10, still_value=90)
     (root / "train.txt").write_text("\n".join(lines) + "\n")
     (root / "val.txt").write_text("\n".join(lines[:4]) + "\n")
+    (root / "test.txt").write_text("\n".join(lines[1:4]) + "\n")
     return root
 
 
@@ -266,6 +267,53 @@ def test_resume_from_a_missing_or_corrupt_checkpoint_names_the_file(mp4_lists, t
     # the intact checkpoint, given as a path, resumes into another run directory
     assert main(finetune_args(mp4_lists, tmp_path / "again", "finetune.epochs=2", "--resume", str(good))) == 0
     assert json.loads((tmp_path / "again" / "results.json").read_text())["steps"] == 6
+
+
+def test_test_list_is_evaluated_after_the_last_epoch_and_survives_a_resume(mp4_lists, tmp_path, monkeypatch):
+    """finetune.test_list: the final model is evaluated on it once (results.json `test`, a metrics record), the val
+    evaluations are as without it; a crash during the test evaluation resumes to the same numbers."""
+    import smile_video.eval.finetune as ft
+
+    common = ("finetune.epochs=2", f"finetune.test_list={mp4_lists / 'test.txt'}")
+    ref = tmp_path / "ref"
+    assert main(finetune_args(mp4_lists, ref, *common)) == 0
+    results = json.loads((ref / "results.json").read_text())
+    test = results["test"]
+    assert test["epoch"] == 2 and test["num_videos"] == 3 and set(test) >= {"top1", "top5", "mean_class"}
+    assert [e["epoch"] for e in results["evaluations"]] == [2] and results["final"]["num_videos"] == 4
+    records = list(read_metrics(ref / "metrics.jsonl"))
+    (logged,) = [r for r in records if r["kind"] == "test"]
+    assert {k: logged[k] for k in test} == test
+    assert len([r for r in records if r["kind"] == "eval"]) == 1
+
+    out = tmp_path / "crashed"
+    real, calls = ft.evaluate_views, {"n": 0}
+
+    def crash(*args, **kwargs):  # call 1: val after epoch 2; call 2: the test list
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("simulated crash")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ft, "evaluate_views", crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        main(finetune_args(mp4_lists, out, *common))
+    monkeypatch.undo()
+    assert not (out / "results.json").exists()
+    assert main(finetune_args(mp4_lists, out, *common, "--resume", "auto")) == 0
+    again = json.loads((out / "results.json").read_text())
+    assert again["test"] == test and again["evaluations"] == results["evaluations"]
+
+
+def test_a_missing_or_reused_test_list_is_refused_before_any_work(mp4_lists, tmp_path, capsys):
+    out = tmp_path / "ft"
+    assert main(finetune_args(mp4_lists, out, "finetune.epochs=1", "finetune.test_list=no_such_test.txt")) == 1
+    err = capsys.readouterr().err
+    assert "finetune.test_list" in err and "no_such_test.txt" in err
+    assert not (out / "checkpoints").exists()
+    with pytest.raises(ConfigError, match="finetune.test_list"):
+        load_config(FinetuneJob, overrides=["finetune.val_list=v.txt", "finetune.test_list=v.txt"])
+    assert load_config(FinetuneJob).finetune.test_list == ""
 
 
 @pytest.mark.parametrize("override,key", [("finetune.reprob=1.5", "finetune.reprob"),

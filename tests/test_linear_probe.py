@@ -11,7 +11,13 @@ from torch import nn
 
 from smile_video.config import ProbeConfig
 from smile_video.eval.features import FeatureSet, cache_key, extract_features, load_or_extract
-from smile_video.eval.linear_probe import classification_metrics, train_linear_probe
+from smile_video.eval.linear_probe import (
+    PROTOCOL_TEST,
+    PROTOCOL_VAL,
+    classification_metrics,
+    select_on_val,
+    train_linear_probe,
+)
 
 
 def _blobs(n: int, k: int, d: int, seed: int, spread: float = 4.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,6 +64,79 @@ def test_lrs_trained_together_equal_each_trained_alone():
         torch.testing.assert_close(alone.biases[0], together.biases[i], rtol=1e-5, atol=1e-6)
         assert alone.metrics[0] == pytest.approx(together.metrics[i])
     assert not torch.allclose(together.weights[0], together.weights[2])  # different lrs did train differently
+
+
+def test_select_on_val_breaks_ties_by_mean_class_then_epoch_then_smaller_lr():
+    def m(top1: float, mean_class: float) -> dict[str, float]:
+        return {"top1": top1, "top5": 100.0, "mean_class": mean_class}
+
+    lrs = [1e-2, 1e-3]  # not sorted: "smaller lr" means the value, not the position
+    history = [[m(50, 50), m(70, 60)],  # epoch 1
+               [m(70, 65), m(70, 65)],  # epoch 2: top-1 and mean-class tie, lr 1e-3 is smaller
+               [m(60, 90), m(70, 65)]]  # epoch 3: same as epoch 2's best, but later
+    assert select_on_val(history, lrs) == (1, 1)
+    assert select_on_val(history, [1e-3, 1e-2]) == (1, 0)
+    history[2][0] = m(71, 0)  # a higher top-1 wins over everything else
+    assert select_on_val(history, lrs) == (2, 0)
+
+
+def _half_blobs(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(2, (n,), generator=g)
+    x = torch.randn(n, 4, generator=g)
+    x[:, 0] += (2 * y - 1) * 0.5  # weakly separable: accuracy moves from epoch to epoch
+    return x, y
+
+
+def test_probe_chooses_on_val_and_reports_test_at_that_point():
+    """Test clips = the val clips with flipped labels, so test top-1 = 100 - val top-1 at every (lr, epoch): the val
+    best is a test worst. The result must be the test metrics at the val-best (lr, epoch), which here is neither the
+    best test point nor the last epoch."""
+    xt, yt = _half_blobs(64, 0)
+    xv, yv = _half_blobs(64, 100)
+    cfg = _cfg(epochs=6, batch_size=16, lrs=[1e-3, 3.0])
+    res = train_linear_probe(xt, yt, xv, yv, cfg, torch.Generator().manual_seed(0), test_feats=xv,
+                             test_labels=1 - yv)
+    val = torch.tensor([h["val_top1"] for h in res.history])  # (E, L)
+    test = torch.tensor([h["test_top1"] for h in res.history])
+    torch.testing.assert_close(test, 100.0 - val, rtol=0, atol=1e-9)
+    e, i = divmod(int(val.argmax()), val.shape[1])  # first maximum: the earliest epoch (top-1 is unique here)
+    sel = res.selected
+    assert (sel["epoch"], sel["lr"]) == (e + 1, cfg.lrs[i]) and res.best_lr == cfg.lrs[i]
+    assert sel["val"]["top1"] == pytest.approx(float(val.max()))
+    assert sel["test"]["top1"] == pytest.approx(float(test[e, i])) and res.best == sel["test"]
+    assert sel["epoch"] < cfg.epochs and sel["test"]["top1"] != pytest.approx(float(test[-1, i]))  # not the last
+    assert sel["test"]["top1"] < float(test.max()) - 10  # and not the test best
+    out = res.to_dict()
+    assert out["protocol"] == PROTOCOL_TEST and out["selected"] == sel and out["best"] == sel["test"]
+    assert [r["test"]["top1"] for r in out["per_lr"]] == pytest.approx(test[-1].tolist())  # last epoch per lr
+    assert [r["top1"] for r in out["per_lr"]] == pytest.approx(val[-1].tolist())
+
+
+def test_without_a_test_set_the_probe_is_best_of_val_as_before():
+    """The test set only adds evaluations: same heads, same per-lr val metrics; without it the result is the last
+    epoch's best val lr, labelled as such, and nothing else."""
+    xt, yt = _half_blobs(64, 0)
+    xv, yv = _half_blobs(64, 100)
+    cfg = _cfg(epochs=6, batch_size=16, lrs=[1e-3, 3.0])
+    plain = train_linear_probe(xt, yt, xv, yv, cfg, torch.Generator().manual_seed(0))
+    with_test = train_linear_probe(xt, yt, xv, yv, cfg, torch.Generator().manual_seed(0), test_feats=xv,
+                                   test_labels=1 - yv)
+    assert torch.equal(plain.weights, with_test.weights) and torch.equal(plain.biases, with_test.biases)
+    assert plain.metrics == with_test.metrics
+    assert [h["val_top1"] for h in plain.history] == [h["val_top1"] for h in with_test.history]
+    assert plain.selected is None and plain.test_metrics is None
+    assert all(set(h) == {"epoch", "train_loss", "val_top1"} for h in plain.history)
+    last = plain.metrics
+    best = max(range(2), key=lambda j: (last[j]["top1"], last[j]["mean_class"]))
+    out = plain.to_dict()
+    assert out == {"protocol": PROTOCOL_VAL, "best_lr": cfg.lrs[best], "best": last[best],
+                   "per_lr": [{"lr": lr, **m} for lr, m in zip(cfg.lrs, last)]}
+    with pytest.raises(ValueError, match="test"):
+        train_linear_probe(xt, yt, xv, yv, cfg, torch.Generator().manual_seed(0), test_feats=xv)
+    with pytest.raises(ValueError, match="test_feats"):
+        train_linear_probe(xt, yt, xv, yv, cfg, torch.Generator().manual_seed(0), test_feats=xv[:, :3],
+                           test_labels=yv)
 
 
 def test_classification_metrics_on_a_constructed_case():
@@ -127,6 +206,7 @@ def mp4_lists(tmp_path_factory):
     lines = write_two_class_videos(root, 8, base=30, step=8, top=12, still_x=12, still_value=80)
     (root / "train.txt").write_text("\n".join(lines) + "\n")
     (root / "val.txt").write_text("\n".join(lines[4:]) + "\n")
+    (root / "test.txt").write_text("\n".join(lines[1:7]) + "\n")
     return root
 
 
@@ -157,6 +237,71 @@ def test_probe_and_knn_cli_on_mp4_files_share_the_feature_cache(mp4_lists, tmp_p
 
     assert main(["knn", *common, "probe.knn_k=3", "probe.seed=1"]) == 0  # another random init: new features
     assert len(list((out / "features").iterdir())) == 4
+
+
+def test_probe_and_knn_with_a_test_list_report_on_test(mp4_lists, tmp_path, capsys):
+    import json
+
+    from smile_video.cli import main
+    from smile_video.runlog import read_metrics
+
+    out = tmp_path / "probe"
+    common = ["--random-init", "--out", str(out), f"probe.train_list={mp4_lists / 'train.txt'}",
+              f"probe.val_list={mp4_lists / 'val.txt'}", f"probe.test_list={mp4_lists / 'test.txt'}",
+              "probe.sampling_rate=2", "model.img_size=32", "model.num_frames=4", "model.embed_dim=32",
+              "model.depth=1", "model.num_heads=2"]
+    assert main(["probe", *common, "probe.epochs=3", "probe.lrs=[0.001,0.01]", "probe.batch_size=4"]) == 0
+    assert "chosen on val, reported on test" in capsys.readouterr().err  # the log line
+    res = json.loads((out / "results.json").read_text())
+    assert res["protocol"] == PROTOCOL_TEST and (res["num_train"], res["num_val"], res["num_test"]) == (8, 4, 6)
+    sel = res["selected"]
+    assert set(sel) == {"lr", "epoch", "val", "test"} and 1 <= sel["epoch"] <= 3 and sel["lr"] == res["best_lr"]
+    assert res["best"] == sel["test"] and all("test" in r for r in res["per_lr"])
+    probe_records = [r for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "probe"]
+    i = [r["lr"] for r in res["per_lr"]].index(sel["lr"])
+    assert sel["test"]["top1"] == pytest.approx(probe_records[sel["epoch"] - 1]["test_top1"][i])
+    caches = sorted(p.name.split("-")[0] for p in (out / "features").iterdir())
+    assert caches == ["test", "train", "val"]
+    stamps = sorted(p.stat().st_mtime_ns for p in (out / "features").iterdir())
+
+    assert main(["knn", *common, "probe.knn_k=3"]) == 0  # the cache, test included, is reused
+    assert sorted(p.stat().st_mtime_ns for p in (out / "features").iterdir()) == stamps
+    knn = json.loads((out / "results.json").read_text())
+    assert "on test" in knn["protocol"] and set(knn["val"]) == set(knn["test"]) == {"top1", "top5", "mean_class"}
+    assert {k: knn[k] for k in ("top1", "top5", "mean_class")} == knn["test"]
+    # by hand: kNN of the test features against the train bank
+    from safetensors.torch import load_file
+
+    from smile_video.eval.knn import knn_evaluate
+
+    feats = {p.name.split("-")[0]: load_file(str(p)) for p in (out / "features").iterdir()}
+    ref = knn_evaluate(feats["train"]["feats"][:, 0], feats["train"]["labels"], feats["test"]["feats"],
+                       feats["test"]["labels"], ks=[3], num_classes=2)[3]
+    assert knn["test"] == pytest.approx(ref)
+
+
+def test_a_missing_test_list_fails_before_any_feature_extraction(mp4_lists, tmp_path, capsys):
+    from smile_video.cli import main
+
+    out = tmp_path / "probe"
+    for verb in ("probe", "knn"):
+        assert main([verb, "--random-init", "--out", str(out), "--quiet",
+                     f"probe.train_list={mp4_lists / 'train.txt'}", f"probe.val_list={mp4_lists / 'val.txt'}",
+                     "probe.test_list=no_such_test.txt", "model.img_size=32", "model.num_frames=4"]) == 1
+        err = capsys.readouterr().err
+        assert "probe.test_list" in err and "no_such_test.txt" in err
+        assert not (out / "features").exists()
+
+
+def test_test_list_config_is_checked():
+    from smile_video.config import ConfigError, ProbeJob, load_config
+
+    assert load_config(ProbeJob).probe.test_list == ""
+    assert load_config(ProbeJob, overrides=["probe.test_list=t.csv", "probe.val_list=v.csv"]).probe.test_list == "t.csv"
+    with pytest.raises(ConfigError, match="probe.test_list"):
+        load_config(ProbeJob, overrides=["probe.val_list=lists/v.csv", "probe.test_list=lists/./v.csv"])
+    with pytest.raises(ConfigError, match="probe.test_list"):
+        load_config(ProbeJob, overrides=["probe.train_list=a.csv", "probe.test_list=a.csv"])
 
 
 def test_probe_cli_errors_name_the_problem(tmp_path, capsys):

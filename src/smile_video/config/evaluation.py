@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from .checks import ConfigError, check_choice, check_range
@@ -10,12 +11,26 @@ from .sections import ModelConfig, RunConfig, TrainConfig
 __all__ = ["ProbeConfig", "FinetuneConfig", "ProbeJob", "FinetuneJob"]
 
 
+def check_test_list(section: str, test_list: str, train_list: str, val_list: str) -> None:
+    """A test list must be a list of its own: not the train or val list (reporting on the clips that chose or
+    trained the model is what it is there to avoid)."""
+    if not test_list:
+        return
+    for key, other in (("train_list", train_list), ("val_list", val_list)):
+        if other and os.path.normpath(other) == os.path.normpath(test_list):
+            raise ConfigError(f"{section}.test_list is {section}.{key} ({test_list!r}); give a held-out list, or "
+                              f"leave {section}.test_list empty")
+
+
 @dataclass
 class ProbeConfig:
     """Linear probing (paper Table 16): frozen encoder, cached features, a linear head."""
 
     train_list: str = ""
     val_list: str = ""
+    # held-out list: when set, the probe's lr and epoch are chosen on val and its result reported on test, and kNN
+    # reports on test; "" = the best of val (docs/evaluation.md)
+    test_list: str = ""
     data_root: str = ""
     epochs: int = 30  # Table 16: K400 30, UCF 100, HMDB 100, SSv2 50, GYM 100, EPIC 100
     batch_size: int = 128  # Table 16
@@ -49,6 +64,7 @@ class ProbeConfig:
         if min(self.knn_k, self.test_clips, self.test_crops, self.extract_batch_size) < 1 or self.num_workers < 0:
             raise ConfigError("probe.knn_k, probe.test_clips, probe.test_crops and probe.extract_batch_size must be "
                               ">= 1, probe.num_workers >= 0")
+        check_test_list("probe", self.test_list, self.train_list, self.val_list)
 
 
 @dataclass
@@ -57,6 +73,7 @@ class FinetuneConfig:
 
     train_list: str = ""
     val_list: str = ""
+    test_list: str = ""  # held-out list: when set, the final epoch is also evaluated on it (nothing is chosen on it)
     data_root: str = ""
     epochs: int = 100  # Table 17: SSv2 40, K400 100, SEVERE 100
     batch_size: int = 16  # Table 17: SSv2 32, K400 16, SEVERE 16
@@ -100,6 +117,7 @@ class FinetuneConfig:
                               "randaug_n >= 0")
         if min(self.test_clips, self.test_crops) < 1 or self.eval_every < 0 or self.num_workers < 0:
             raise ConfigError("finetune.test_clips and test_crops must be >= 1; eval_every and num_workers >= 0")
+        check_test_list("finetune", self.test_list, self.train_list, self.val_list)
         if self.keep_checkpoints < 1:
             raise ConfigError(f"finetune.keep_checkpoints must be >= 1 (the newest checkpoints kept), got "
                               f"{self.keep_checkpoints}")

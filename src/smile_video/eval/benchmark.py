@@ -2,15 +2,17 @@
 
 ``generate_benchmark(root, spec)`` writes, for each task (``motion``, ``appearance``; see `benchmark_tasks`)::
 
-    root/<task>/train/<class>_<i>.mp4, root/<task>/val/<class>_<i>.mp4
-    root/<task>/train.csv, val.csv     VideoMAE lists: "<task>/<split>/<file>.mp4 <label>", relative to root
-    root/<task>/classes.txt            one class name a line (line index = label), and labels.json {name: id}
-    root/<task>/train_meta.jsonl, ...  per clip: path, label, the bank names of its objects
-    root/spec.json                     the spec, written last: its presence means the benchmark is complete
+    root/<task>/{train,val,test}/<class>_<i>.mp4
+    root/<task>/train.csv, val.csv, test.csv  VideoMAE lists: "<task>/<split>/<file>.mp4 <label>", relative to root
+    root/<task>/classes.txt                   one class name a line (line index = label); labels.json {name: id}
+    root/<task>/train_meta.jsonl, ...         per clip: path, label, the bank names of its objects
+    root/spec.json                            the spec and the object pools, written last: the benchmark is complete
 
 so probing runs through the same list reader and decoder as Kinetics (``data_root=root``). Objects come from the
-held-out split of the default bank only; backgrounds are static random crops of the bundled still photos. The
-same spec gives the same decoded frames: all randomness comes from generators seeded by ``spec.seed``.
+held-out split of the default bank only, divided into two disjoint pools (`object_pools`): train and val clips show
+pool A objects, test clips pool B objects, so a probe chosen on val is scored on objects it never saw.
+Backgrounds are static random crops of the bundled still photos. The same spec gives the same decoded frames: all
+randomness comes from generators seeded by ``spec.seed``.
 
 Run ``python -m smile_video.eval.benchmark OUT`` to write the default benchmark to OUT.
 """
@@ -35,17 +37,18 @@ from .benchmark_tasks import (
     MOTION_CLASSES,
     appearance_families,
     motion_class_params,
+    object_pools,
     rotation_symmetry,
     sample_anchors,
     wrap_copies,
 )
 
 __all__ = ["BenchmarkSpec", "TaskLists", "generate_benchmark", "render_motion_task", "render_appearance_task",
-           "still_backgrounds", "heldout_bank", "GENERATOR_VERSION", "TASKS"]
+           "still_backgrounds", "heldout_bank", "benchmark_pools", "GENERATOR_VERSION", "TASKS", "SPLITS"]
 
-GENERATOR_VERSION = 1  # bump when the generated clips change for the same spec
+GENERATOR_VERSION = 2  # bump when the generated clips change for the same spec (2: the held-out test split)
 TASKS = ("motion", "appearance")
-_SPLITS = ("train", "val")
+SPLITS = ("train", "val", "test")
 _SYMMETRY_ANGLE = 30.0  # degrees; objects that barely change under this rotation are left out of the motion task
 _SYMMETRY_MIN = 0.06  # relative change below which an object counts as rotation-invariant (discs, rings)
 _CHUNK = 32  # clips rendered at once (does not change the output)
@@ -61,6 +64,8 @@ class BenchmarkSpec:
     size: int = 64  # frame side in pixels (even: mp4 is yuv420)
     train_per_class: int = 40
     val_per_class: int = 20
+    test_per_class: int = 20  # clips of the held-out test objects (pool B)
+    test_fraction: float = 1 / 3  # share of each object family that goes to the test pool (`object_pools`)
     seed: int = 0
     fps: float = 8.0
     quality: int = 18  # x264 CRF (lower = closer to the rendered frames)
@@ -71,7 +76,7 @@ class BenchmarkSpec:
     rotation: float = 180.0  # rotating classes turn this many degrees over the clip
     scale_ratio: float = 2.0  # growing classes end this many times larger than they start (shrinking: smaller)
     appearance_classes: int = 8  # the largest object families of the held-out bank
-    appearance_min_objects: int = 5  # a family needs this many held-out objects to be a class
+    appearance_min_objects: int = 5  # a family needs this many held-out objects to be a class (>= 3: 2 go to test)
     # MotionConfig overrides for the appearance task's random motion (the sizes come from object_size); scales
     # narrower than pretraining's [0.5, 1.5] keep the object large enough to be recognised at 64 px
     appearance_motion: dict = field(default_factory=lambda: {"scale_min": 0.75, "scale_max": 1.25})
@@ -81,8 +86,13 @@ class BenchmarkSpec:
             raise ValueError(f"BenchmarkSpec.size must be even and >= 16 (mp4 is yuv420), got {self.size}")
         if self.num_frames < 2:
             raise ValueError(f"BenchmarkSpec.num_frames must be >= 2 to show motion, got {self.num_frames}")
-        if self.train_per_class < 1 or self.val_per_class < 1:
-            raise ValueError("BenchmarkSpec.train_per_class and val_per_class must be >= 1")
+        if min(self.train_per_class, self.val_per_class, self.test_per_class) < 1:
+            raise ValueError("BenchmarkSpec.train_per_class, val_per_class and test_per_class must be >= 1")
+        if not 0 < self.test_fraction < 1:
+            raise ValueError(f"BenchmarkSpec.test_fraction must be in (0, 1), got {self.test_fraction}")
+        if self.appearance_min_objects < 3:
+            raise ValueError("BenchmarkSpec.appearance_min_objects must be >= 3 (a class needs 2 test objects and "
+                             f"1 train / val object), got {self.appearance_min_objects}")
         if not 0 < self.object_size[0] <= self.object_size[1]:
             raise ValueError(f"BenchmarkSpec.object_size must be 0 < low <= high, got {self.object_size}")
         bad = [c for c in self.motion_classes if c not in MOTION_CLASSES]
@@ -100,16 +110,24 @@ class BenchmarkSpec:
             raise ValueError(f"BenchmarkSpec.appearance_motion: unknown or fixed keys {bad}; "
                              f"allowed: {sorted(allowed)}")
 
+    def per_class(self, split: str) -> int:
+        """Clips per class of `split` (train, val or test)."""
+        return {"train": self.train_per_class, "val": self.val_per_class, "test": self.test_per_class}[split]
+
     def to_dict(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))  # tuples -> lists, as spec.json holds them
 
 
 @dataclass
 class TaskLists:
-    """One generated task: its train and val lists (paths relative to the benchmark root) and class names."""
+    """One generated task: its train, val and test lists (entries relative to the benchmark root), class names.
+
+    train and val show the pool A objects, test the disjoint pool B (`object_pools`): choose on val, report on test.
+    """
 
     train: Path
     val: Path
+    test: Path
     classes: list[str]
     root: Path  # the benchmark root: the lists' data_root
 
@@ -118,6 +136,21 @@ class TaskLists:
 def heldout_bank() -> ObjectBank:
     """The held-out split of the default object bank (never the pretraining objects)."""
     return default_bank("heldout")
+
+
+def benchmark_pools(spec: BenchmarkSpec, bank: ObjectBank) -> tuple[list[int], list[int]]:
+    """The bank rows of pool A (train and val clips) and pool B (test clips): `object_pools` of the bank's names
+    and categories with spec.test_fraction and spec.seed. Disjoint, sorted, together every row once."""
+    categories = [bank.categories[int(i)] for i in bank.labels]
+    return object_pools(bank.names, categories, spec.test_fraction, spec.seed)
+
+
+def _split_pool(spec: BenchmarkSpec, bank: ObjectBank, split: str) -> torch.Tensor:
+    """(M,) long bank rows a clip of `split` may show: pool B for test, pool A otherwise."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose from {list(SPLITS)}")
+    pool_a, pool_b = benchmark_pools(spec, bank)
+    return torch.tensor(pool_b if split == "test" else pool_a, dtype=torch.long)
 
 
 def still_backgrounds(count: int, size: int, num_frames: int, generator: torch.Generator) -> torch.Tensor:
@@ -164,18 +197,28 @@ def motion_objects(bank: ObjectBank) -> torch.Tensor:
     return keep
 
 
+def _motion_pool(spec: BenchmarkSpec, bank: ObjectBank, split: str) -> torch.Tensor:
+    """(M,) long rows the motion task's `split` draws from: the motion objects of the split's pool."""
+    usable = motion_objects(bank)  # (U,)
+    keep = usable[torch.isin(usable, _split_pool(spec, bank, split))]
+    if len(keep) == 0:
+        raise ValueError(f"motion task: no rotation-variant object in the {split} pool")
+    return keep
+
+
 def _generator(spec: BenchmarkSpec, task: str, split: str) -> torch.Generator:
     """One generator per (task, split), so a task's clips do not depend on which other tasks are generated."""
-    offset = 1 + TASKS.index(task) * len(_SPLITS) + _SPLITS.index(split)
+    offset = 1 + TASKS.index(task) * len(SPLITS) + SPLITS.index(split)
     return torch.Generator().manual_seed(spec.seed * 7919 + offset)
 
 
 def render_motion_task(spec: BenchmarkSpec, split: str, bank: ObjectBank | None = None,
                        with_alpha: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
                                                           torch.Tensor | None]:
-    """Render every clip of the motion task's `split` in memory.
+    """Render every clip of the motion task's `split` (train, val or test) in memory.
 
-    Clip ``i`` of every class shares its anchor (objects, sizes, background, middle-frame pose).
+    Clip ``i`` of every class shares its anchor (objects, sizes, background, middle-frame pose). Train and val
+    draw objects from pool A, test from pool B (`benchmark_pools`).
 
     Returns:
         video: (C, n, 3, T, S, S) uint8, class-major (C classes, n clips per class);
@@ -185,10 +228,11 @@ def render_motion_task(spec: BenchmarkSpec, split: str, bank: ObjectBank | None 
         None unless `with_alpha`.
     """
     bank = heldout_bank() if bank is None else bank
-    n = spec.train_per_class if split == "train" else spec.val_per_class
+    pool = _motion_pool(spec, bank, split)
+    n = spec.per_class(split)
     g = _generator(spec, "motion", split)
     atlas = bank.atlas(_atlas_size(spec))
-    anchors = sample_anchors(n, spec.num_objects, spec.size, motion_objects(bank), spec.object_size, g)
+    anchors = sample_anchors(n, spec.num_objects, spec.size, pool, spec.object_size, g)
     backgrounds = still_backgrounds(n, spec.size, spec.num_frames, g)  # (n, 3, T, S, S)
     C, K, T, S = len(spec.motion_classes), spec.num_objects, spec.num_frames, spec.size
     video = torch.empty(C, n, 3, T, S, S, dtype=torch.uint8)
@@ -211,7 +255,9 @@ def render_appearance_task(spec: BenchmarkSpec, split: str, bank: ObjectBank | N
     """Render every clip of the appearance task's `split`: one object of the class's family per clip, moving
     and turning as in pretraining (`sample_motion`), over a still-photo crop.
 
-    Objects of a family are used in turn (a random order per class), so each is shown about equally often.
+    The classes are chosen on the whole held-out bank; a train or val clip shows a pool A object of its family, a
+    test clip a pool B object (`benchmark_pools`): test measures recognising the family on unseen objects. Objects
+    of a family are used in turn (a random order per class), so each is shown about equally often.
 
     Returns:
         video: (C, n, 3, T, S, S) uint8; labels: (C, n) long; object_ids: (C, n) long bank rows; class names.
@@ -222,7 +268,12 @@ def render_appearance_task(spec: BenchmarkSpec, split: str, bank: ObjectBank | N
     bank = heldout_bank() if bank is None else bank
     names = [bank.categories[int(i)] for i in bank.labels]
     classes, members = appearance_families(names, spec.appearance_classes, spec.appearance_min_objects)
-    n = spec.train_per_class if split == "train" else spec.val_per_class
+    pool = set(_split_pool(spec, bank, split).tolist())
+    members = [[r for r in rows if r in pool] for rows in members]
+    empty = [c for c, rows in zip(classes, members) if not rows]
+    if empty:
+        raise ValueError(f"appearance task: families {empty} have no object in the {split} pool")
+    n = spec.per_class(split)
     C, T, S = len(classes), spec.num_frames, spec.size
     g = _generator(spec, "appearance", split)
     cfg = MotionConfig(num_objects=1, size_min=spec.object_size[0] * REFERENCE_SIZE,
@@ -279,8 +330,8 @@ def _generate_task(root: Path, task: str, spec: BenchmarkSpec, bank: ObjectBank,
                    progress: Progress | None) -> TaskLists:
     out: dict[str, Path] = {}
     done, classes = 0, []
-    for split in _SPLITS:
-        n = spec.train_per_class if split == "train" else spec.val_per_class
+    for split in SPLITS:
+        n = spec.per_class(split)
         if task == "motion":
             video, _, ids, _ = render_motion_task(spec, split, bank)
             classes = list(spec.motion_classes)
@@ -289,11 +340,11 @@ def _generate_task(root: Path, task: str, spec: BenchmarkSpec, bank: ObjectBank,
         else:
             video, _, ids, classes = render_appearance_task(spec, split, bank)
             objects = [[bank.names[int(j)]] for j in ids.flatten()]
-        total = len(classes) * (spec.train_per_class + spec.val_per_class)
+        total = len(classes) * sum(spec.per_class(s) for s in SPLITS)
         out[split], done = _write_split(root, task, split, video, classes, objects, spec, progress, done, total)
     atomic_write_text(root / task / "classes.txt", "\n".join(classes) + "\n")
     atomic_write_text(root / task / "labels.json", json.dumps({c: i for i, c in enumerate(classes)}, indent=1))
-    return TaskLists(train=out["train"], val=out["val"], classes=classes, root=root)
+    return TaskLists(train=out["train"], val=out["val"], test=out["test"], classes=classes, root=root)
 
 
 def _existing(root: Path, record: dict) -> dict[str, TaskLists] | None:
@@ -311,13 +362,14 @@ def _existing(root: Path, record: dict) -> dict[str, TaskLists] | None:
         d = root / task
         try:
             classes = [c for c in (d / "classes.txt").read_text().splitlines() if c]
-            for split in _SPLITS:
+            for split in SPLITS:
                 for line in (d / f"{split}.csv").read_text().splitlines():
                     if line.strip() and not (root / line.split()[0]).is_file():
                         return None
         except OSError:
             return None
-        out[task] = TaskLists(train=d / "train.csv", val=d / "val.csv", classes=classes, root=root)
+        out[task] = TaskLists(train=d / "train.csv", val=d / "val.csv", test=d / "test.csv", classes=classes,
+                              root=root)
     return out
 
 
@@ -338,8 +390,10 @@ def generate_benchmark(root: str | Path, spec: BenchmarkSpec | None = None, task
         raise ValueError(f"generate_benchmark: unknown tasks {bad}; choose from {list(TASKS)}")
     root = Path(root)
     bank = heldout_bank()
+    pool_a, pool_b = benchmark_pools(spec, bank)
     record = {"generator_version": GENERATOR_VERSION, "tasks": list(tasks), "spec": spec.to_dict(),
-              "bank": {"split": "heldout", "objects": len(bank), "names": bank.names}}
+              "bank": {"split": "heldout", "objects": len(bank), "names": bank.names},
+              "pools": {"train_val": [bank.names[i] for i in pool_a], "test": [bank.names[i] for i in pool_b]}}
     found = _existing(root, record)
     if found is not None:
         return found
@@ -378,7 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bar.close()
     for task, tl in lists.items():
         print(f"{task}: {len(tl.classes)} classes {tl.classes}\n  train {tl.train}\n  val   {tl.val}\n"
-              f"  (data_root={tl.root})")
+              f"  test  {tl.test}\n  (data_root={tl.root})")
     return 0
 
 

@@ -8,10 +8,14 @@
   the circle for the same reason.
 - **appearance**: classes are coarse object families of the held-out bank (flags, faces, food, ...), found by
   keyword rules on the objects' Unicode names; one object per clip with the pretraining kind of random motion.
+
+Both tasks draw their train and val clips from one pool of held-out objects and their test clips from another,
+disjoint pool (`object_pools`), so test scores are on objects no probe has seen.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Sequence
@@ -25,6 +29,7 @@ __all__ = [
     "FAMILY_RULES",
     "object_family",
     "appearance_families",
+    "object_pools",
     "rotation_symmetry",
     "Anchors",
     "sample_anchors",
@@ -137,6 +142,38 @@ def appearance_families(category_names: Sequence[str], max_classes: int, min_obj
         raise ValueError(f"appearance task: only {len(chosen)} object families have >= {min_objects} objects "
                          f"(family sizes: {sizes}); lower appearance_min_objects")
     return chosen, [sorted(members[f]) for f in chosen]
+
+
+def object_pools(names: Sequence[str], category_names: Sequence[str], test_fraction: float,
+                 seed: int) -> tuple[list[int], list[int]]:
+    """Partition objects into two disjoint pools: A for the train and val clips, B for the test clips.
+
+    Objects are grouped by family (`object_family`; "extra" is a group, objects no rule matches form one more).
+    Within a group of n objects, ordered by ``sha256(f"{seed}:{name}")``, the first
+    ``n_B = min(n - 1, max(2 if n >= 3 else 0, floor(n * test_fraction + 0.5)))`` go to pool B, the rest to pool A.
+    So every group of >= 2 objects is in both pools and every group of >= 3 has >= 2 objects in pool B. The rule
+    depends only on the names and the seed (not on torch), so a pool survives a change of generator code.
+
+    Args:
+        names: each object's unique bank name, (N,).
+        category_names: each object's category name (a Unicode name), (N,).
+    Returns:
+        (pool A, pool B): object indices, each sorted ascending; together every index once.
+    """
+    if len(names) != len(category_names) or len(set(names)) != len(names):
+        raise ValueError("object_pools: need one category per object and unique object names")
+    groups: dict[str | None, list[int]] = {}
+    for i, cat in enumerate(category_names):
+        groups.setdefault(object_family(cat), []).append(i)
+    pool_a: list[int] = []
+    pool_b: list[int] = []
+    for rows in groups.values():
+        n = len(rows)
+        order = sorted(rows, key=lambda i: hashlib.sha256(f"{seed}:{names[i]}".encode()).hexdigest())
+        n_b = min(n - 1, max(2 if n >= 3 else 0, math.floor(n * test_fraction + 0.5)))
+        pool_b += order[:n_b]
+        pool_a += order[n_b:]
+    return sorted(pool_a), sorted(pool_b)
 
 
 def rotation_symmetry(atlas: torch.Tensor, angle: float) -> torch.Tensor:

@@ -3,7 +3,8 @@
 Recipe: AdamW (lr = finetune.lr * global batch / 256), layer-wise lr decay, drop path, RandAugment on every frame
 alike, random erasing (VideoMAE's reprob 0.25, pixel mode; not in Table 17), mixup / cutmix with label smoothing,
 per-step linear warmup then cosine decay to finetune.min_lr, and multi-view testing (finetune.test_clips x test_crops
-views per video, softmax scores averaged).
+views per video, softmax scores averaged). With finetune.test_list set, the model after the last epoch is also
+evaluated on that held-out list (results.json `test`); the recipe's epoch count is fixed, so nothing is chosen on it.
 
 Data order: the dataset's own crop (multi-scale) and flip, then RandAugment, ImageNet normalisation, random
 erasing, mixup / cutmix. (VideoMAE applies RandAugment before its random-resized crop; the order differs, the
@@ -163,6 +164,17 @@ def _restore(path: Path, model: nn.Module, opt: torch.optim.Optimizer, scaler: t
     return state
 
 
+def _check_lists(f: FinetuneConfig) -> None:
+    """Before any work: train and val lists set, and every list that is set exists; errors name the key."""
+    for key in ("train_list", "val_list"):
+        if not getattr(f, key):
+            raise ValueError(f"finetune.{key} is not set (finetune.{key}=PATH)")
+    for key in ("train_list", "val_list", "test_list"):
+        path = getattr(f, key)
+        if path and not Path(path).exists():
+            raise FileNotFoundError(f"finetune.{key}={path!r} does not exist")
+
+
 def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
     """Finetune the encoder of `checkpoint` (None: random init) on finetune.train_list; returns results.json.
 
@@ -177,13 +189,12 @@ def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
         device = torch.device("cuda", info.local_rank)
     run = RunDir(cfg.run.out_dir, quiet=cfg.run.quiet, is_main=info.is_main)
     try:
-        for key in ("train_list", "val_list"):
-            if not getattr(f, key):
-                raise ValueError(f"finetune.{key} is not set (finetune.{key}=PATH)")
+        _check_lists(f)
         resume_from = find_resume(run.path, cfg.run.resume)  # before any work: a missing PATH fails here
         train_entries = read_video_list(f.train_list, data_root=f.data_root)
         val_entries = read_video_list(f.val_list, data_root=f.data_root)
-        labels = [e.label for e in train_entries + val_entries]
+        test_entries = read_video_list(f.test_list, data_root=f.data_root) if f.test_list else []
+        labels = [e.label for e in train_entries + val_entries + test_entries]
         if min(labels) < 0:
             raise ValueError("finetuning needs labelled lists: some entries have no label (-1)")
         num_classes = max(labels) + 1
@@ -192,8 +203,13 @@ def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
         m = cfg.model
         train_ds = VideoClipDataset(train_entries, num_frames=m.num_frames, sampling_rate=f.sampling_rate,
                                     size=m.img_size, train=True, flip=f.flip, seed=f.seed + info.rank)
-        val_ds = VideoClipDataset(val_entries, num_frames=m.num_frames, sampling_rate=f.sampling_rate,
-                                  size=m.img_size, train=False, test_views=(f.test_clips, f.test_crops))
+
+        def eval_set(entries: list) -> VideoClipDataset:
+            return VideoClipDataset(entries, num_frames=m.num_frames, sampling_rate=f.sampling_rate, size=m.img_size,
+                                    train=False, test_views=(f.test_clips, f.test_crops))
+
+        val_ds = eval_set(val_entries)
+        test_ds = eval_set(test_entries) if test_entries else None
         if f.batch_size % info.world_size:
             raise ValueError(f"finetune.batch_size={f.batch_size} is not divisible by the {info.world_size} ranks")
         per_rank = f.batch_size // info.world_size
@@ -281,6 +297,13 @@ def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
         bar.close()
         results = {"encoder": checkpoint or "random init", "num_classes": num_classes, "steps": step,
                    "final": evals[-1], "evaluations": evals, "world_size": info.world_size}
+        if test_ds is not None:  # the final epoch's model on the held-out list: reported, never chosen on
+            test = {"epoch": f.epochs, **evaluate_views(model, test_ds, num_classes, info, device, per_rank, dtype,
+                                                        f.num_workers)}
+            run.log({"kind": "test", **test})
+            run.echo(f"test (epoch {f.epochs}): top-1 {test['top1']:.2f}  top-5 {test['top5']:.2f}  "
+                     f"mean-class {test['mean_class']:.2f} ({f.test_clips}x{f.test_crops} views)")
+            results["test"] = test
         if info.is_main:
             state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
             atomic_write_bytes(run.file("model.safetensors"), save(state, metadata={"num_classes": str(num_classes)}))

@@ -1,8 +1,11 @@
-"""The `smile probe` / `smile knn` job: frozen encoder -> cached train/val features -> linear heads or kNN.
+"""The `smile probe` / `smile knn` job: frozen encoder -> cached train/val(/test) features -> linear heads or kNN.
+
+With `probe.test_list` set, the probe chooses its (lr, epoch) on val and reports the test metrics at that point, and
+kNN reports on test (val too); without it the result is the best of val (see `linear_probe`'s protocol).
 
 Writes into the run directory: `config.yaml`, `metrics.jsonl` (one record per probe epoch), `results.json`
-(per-lr and best metrics, or kNN metrics), and `similarity.png` / `similarity.json` (the encoder's frame-feature
-similarity on the val list, paper Fig. 4).
+(protocol, per-lr, selected and reported metrics, or kNN metrics), and `similarity.png` / `similarity.json` (the
+encoder's frame-feature similarity on the val list, paper Fig. 4).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ..config import ProbeJob
+from ..config import ProbeConfig, ProbeJob
 from ..devices import resolve_device
 from ..runlog import RunDir, atomic_write_text
 from .features import FeatureSet, list_features, load_frozen_encoder
@@ -22,13 +25,30 @@ from .knn import knn_evaluate
 from .linear_probe import train_linear_probe
 from .similarity import save_similarity
 
-__all__ = ["probe_features", "run_probe", "run_knn"]
+__all__ = ["check_lists", "probe_features", "run_probe", "run_knn", "KNN_PROTOCOL_VAL", "KNN_PROTOCOL_TEST"]
+
+KNN_PROTOCOL_VAL = "kNN on val (no test list)"
+KNN_PROTOCOL_TEST = "kNN on test, train features as the bank (val also reported)"
 
 
-def probe_features(cfg: ProbeJob, checkpoint: str | None, run: RunDir) -> tuple[FeatureSet, FeatureSet, str]:
-    """Train and val features of the encoder (a checkpoint, or a random init when `checkpoint` is None), from the
-    cache when it matches. Returns (train, val, encoder identity)."""
+def check_lists(p: ProbeConfig) -> None:
+    """Fail before any work when the train or val list is unset, or a list that is set does not exist; the error
+    names the key."""
+    for key in ("train_list", "val_list"):
+        if not getattr(p, key):
+            raise ValueError(f"probe.{key} is not set (probe.{key}=PATH)")
+    for key in ("train_list", "val_list", "test_list"):
+        path = getattr(p, key)
+        if path and not Path(path).exists():
+            raise FileNotFoundError(f"probe.{key}={path!r} does not exist")
+
+
+def probe_features(cfg: ProbeJob, checkpoint: str | None, run: RunDir) -> tuple[dict[str, FeatureSet], str]:
+    """Train, val and (when probe.test_list is set) test features of the encoder (a checkpoint, or a random init when
+    `checkpoint` is None), from the cache when it matches. Returns ({split: features}, encoder identity) and sets
+    cfg.model to the config the checkpoint describes."""
     p = cfg.probe
+    check_lists(p)
     device = resolve_device(p.device)
     encoder, model_cfg, identity = load_frozen_encoder(checkpoint, cfg.model, seed=p.seed)
     cfg.model = model_cfg  # the config the checkpoint describes is the one written beside the results
@@ -38,22 +58,37 @@ def probe_features(cfg: ProbeJob, checkpoint: str | None, run: RunDir) -> tuple[
     def progress(it: Iterable[Any], n: int) -> Iterable[Any]:
         return run.progress(it, total=n, desc="features")
 
-    sets = []
-    for split, path, flip in (("train", p.train_list, p.flip), ("val", p.val_list, False)):
+    splits = [("train", p.train_list, p.flip), ("val", p.val_list, False)]
+    if p.test_list:
+        splits.append(("test", p.test_list, False))
+    sets = {}
+    for split, path, flip in splits:
         fs, reused = list_features(encoder, identity, model_cfg, path, p.data_root, p.sampling_rate, cache, split,
                                    flip_view=flip, test_views=(p.test_clips, p.test_crops),
                                    batch_size=p.extract_batch_size, num_workers=p.num_workers, device=device,
                                    dtype=dtype, progress=progress, pooling=p.pooling)
         run.echo(f"{split}: {fs.feats.shape[0]} videos, feature dim {fs.feats.shape[-1]}"
                  f"{' (cached)' if reused else ''}{f', {fs.skipped} skipped' if fs.skipped else ''}")
-        sets.append(fs)
-    return sets[0], sets[1], identity
+        sets[split] = fs
+    return sets, identity
 
 
-def _num_classes(train: FeatureSet, val: FeatureSet) -> int:
-    if (train.labels < 0).any() or (val.labels < 0).any():
+def _num_classes(sets: dict[str, FeatureSet]) -> int:
+    if any((fs.labels < 0).any() for fs in sets.values()):
         raise ValueError("probing needs labelled lists: some entries have no label (-1)")
-    return int(max(train.labels.max(), val.labels.max())) + 1
+    return max(int(fs.labels.max()) for fs in sets.values()) + 1
+
+
+def _start(cfg: ProbeJob, checkpoint: str | None) -> tuple[RunDir, dict[str, FeatureSet], dict[str, Any]]:
+    """Run directory, features and the results' common head (encoder, identity, classes, split sizes)."""
+    check_lists(cfg.probe)  # before the run directory and the encoder
+    run = RunDir(cfg.run.out_dir, quiet=cfg.run.quiet)
+    run.save_config(cfg)
+    sets, identity = probe_features(cfg, checkpoint, run)
+    run.save_config(cfg)  # again: the model section may now come from the checkpoint
+    head = {"encoder": checkpoint or "random init", "identity": identity, "num_classes": _num_classes(sets),
+            **{f"num_{split}": int(fs.feats.shape[0]) for split, fs in sets.items()}}
+    return run, sets, head
 
 
 def _finish(run: RunDir, val: FeatureSet, name: str, results: dict[str, Any]) -> None:
@@ -62,13 +97,16 @@ def _finish(run: RunDir, val: FeatureSet, name: str, results: dict[str, Any]) ->
     atomic_write_text(run.file("results.json"), json.dumps(results, indent=1))
 
 
+def _line(m: dict[str, float]) -> str:
+    return f"top-1 {m['top1']:.2f}  top-5 {m['top5']:.2f}  mean-class {m['mean_class']:.2f}"
+
+
 def run_probe(cfg: ProbeJob, checkpoint: str | None) -> dict[str, Any]:
-    """Linear probing with every lr of `cfg.probe.lrs` trained together. Returns results.json's content."""
-    run = RunDir(cfg.run.out_dir, quiet=cfg.run.quiet)
-    run.save_config(cfg)
-    train, val, identity = probe_features(cfg, checkpoint, run)
-    run.save_config(cfg)  # again: the model section may now come from the checkpoint
-    k = _num_classes(train, val)
+    """Linear probing with every lr of `cfg.probe.lrs` trained together. Returns results.json's content: the common
+    head, `protocol`, `best_lr`, `best` (the number to report), `per_lr` (last epoch) and, with a test list,
+    `selected` = {lr, epoch, val, test}."""
+    run, sets, head = _start(cfg, checkpoint)
+    train, val, test = sets["train"], sets["val"], sets.get("test")
     g = torch.Generator().manual_seed(cfg.probe.seed)
     bar = run.progress(total=cfg.probe.epochs, desc="probe")
 
@@ -76,32 +114,43 @@ def run_probe(cfg: ProbeJob, checkpoint: str | None) -> dict[str, Any]:
         run.log({"kind": "probe", **record})
         bar.update(1)
 
-    result = train_linear_probe(train.feats, train.labels, val.feats, val.labels, cfg.probe, g, num_classes=k,
-                                device=resolve_device(cfg.probe.device), log=log)
+    result = train_linear_probe(train.feats, train.labels, val.feats, val.labels, cfg.probe, g,
+                                num_classes=head["num_classes"], device=resolve_device(cfg.probe.device), log=log,
+                                test_feats=None if test is None else test.feats,
+                                test_labels=None if test is None else test.labels)
     bar.close()
-    results = {"encoder": checkpoint or "random init", "identity": identity, "num_classes": k,
-               "num_train": int(train.feats.shape[0]), "num_val": int(val.feats.shape[0]), **result.to_dict()}
+    results = {**head, **result.to_dict()}
     for lr, m in zip(result.lrs, result.metrics):
-        run.echo(f"base lr {lr:g}: top-1 {m['top1']:.2f}  top-5 {m['top5']:.2f}  mean-class {m['mean_class']:.2f}")
-    run.echo(f"best: base lr {result.best_lr:g}, top-1 {result.best['top1']:.2f}")
+        run.echo(f"base lr {lr:g}: val {_line(m)}")
+    if result.selected is None:
+        run.echo(f"best of val (no test list): base lr {result.best_lr:g}, top-1 {result.best['top1']:.2f}")
+    else:
+        s = result.selected
+        run.echo(f"chosen on val, reported on test: base lr {s['lr']:g}, epoch {s['epoch']} (val top-1 "
+                 f"{s['val']['top1']:.2f}): test {_line(s['test'])}")
     _finish(run, val, Path(checkpoint).name if checkpoint else "random init", results)
     return results
 
 
 def run_knn(cfg: ProbeJob, checkpoint: str | None) -> dict[str, Any]:
-    """kNN (cosine, k = cfg.probe.knn_k) on the same cached features. Returns results.json's content."""
-    run = RunDir(cfg.run.out_dir, quiet=cfg.run.quiet)
-    run.save_config(cfg)
-    train, val, identity = probe_features(cfg, checkpoint, run)
-    run.save_config(cfg)
-    k = _num_classes(train, val)
+    """kNN (cosine, k = cfg.probe.knn_k) on the same cached features. Returns results.json's content: the common
+    head, `protocol`, k / vote / temperature and the reported top1 / top5 / mean_class (test with a test list, else
+    val); with a test list also `val` and `test`."""
+    run, sets, head = _start(cfg, checkpoint)
     p = cfg.probe
-    metrics = knn_evaluate(train.feats[:, 0], train.labels, val.feats, val.labels, ks=[p.knn_k], num_classes=k,
-                           vote=p.knn_vote, temperature=p.knn_temperature)[p.knn_k]
-    run.log({"kind": "knn", "k": p.knn_k, **metrics})
-    run.echo(f"kNN k={p.knn_k} ({p.knn_vote}): top-1 {metrics['top1']:.2f}  top-5 {metrics['top5']:.2f}  "
-             f"mean-class {metrics['mean_class']:.2f}")
-    results = {"encoder": checkpoint or "random init", "identity": identity, "num_classes": k, "k": p.knn_k,
-               "vote": p.knn_vote, "temperature": p.knn_temperature, **metrics}
-    _finish(run, val, Path(checkpoint).name if checkpoint else "random init", results)
+    train = sets["train"]
+    metrics = {split: knn_evaluate(train.feats[:, 0], train.labels, sets[split].feats, sets[split].labels,
+                                   ks=[p.knn_k], num_classes=head["num_classes"], vote=p.knn_vote,
+                                   temperature=p.knn_temperature)[p.knn_k]
+               for split in ("val", "test") if split in sets}
+    results = {**head, "protocol": KNN_PROTOCOL_TEST if "test" in metrics else KNN_PROTOCOL_VAL, "k": p.knn_k,
+               "vote": p.knn_vote, "temperature": p.knn_temperature}
+    for split, m in metrics.items():
+        run.log({"kind": "knn", "split": split, "k": p.knn_k, **m})
+        run.echo(f"kNN k={p.knn_k} ({p.knn_vote}) on {split}: {_line(m)}")
+    if "test" in metrics:
+        results.update(metrics["test"], val=metrics["val"], test=metrics["test"])
+    else:
+        results.update(metrics["val"])
+    _finish(run, sets["val"], Path(checkpoint).name if checkpoint else "random init", results)
     return results

@@ -1,0 +1,146 @@
+"""Does the pretraining task use motion? Diagnostics of the masked-prediction task itself (docs/fidelity.md).
+
+On fresh synthetic batches built exactly as training builds them (background, motion infusion, mask, normalised
+teacher targets), `pretext_report` measures the student's masked-token loss
+
+- on **object** tokens (covered by a pasted object, `masking.object_tokens`) and on **background** tokens;
+- with the clip's tubelets **shuffled in time** before the student sees them (same mask, same targets): a student
+  that reads the objects' motion is hurt by it, one that only copies static content is not;
+- against two predictors that never look at the clip: zero (the mean of a normalised target) and the per-position
+  mean of the normalised targets over a reference batch;
+
+and how informative the targets are: the energy of the normalised targets on object and background tokens, and
+the share of their variance that token position alone explains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..config import PretrainJob
+from ..data.normalize import normalize
+from ..masking import make_mask, object_tokens
+from ..teachers import normalize_targets
+
+__all__ = ["PretextBatch", "make_pretext_batch", "shuffle_time", "token_errors", "pretext_report"]
+
+
+@dataclass
+class PretextBatch:
+    video: Tensor  # (B, 3, T, H, W) uint8, as the student is trained on (motion infused)
+    mask: Tensor  # (B, N) bool, True = masked
+    targets: Tensor  # (B, N, D) normalised teacher targets, every token
+    objects: Tensor  # (B, N) bool, tokens covered by an object
+
+
+def make_pretext_batch(cfg: PretrainJob, teacher: nn.Module, bank: Any, batch: int, seed: int) -> PretextBatch:
+    """A batch of `batch` synthetic clips built as `smile pretrain` builds them (background `cfg.data.background`,
+    `cfg.motion`, `cfg.mask`, `cfg.teacher.target_norm`), drawn from `seed` only (CPU)."""
+    from ..motion import infuse_motion
+    from ..motion.backgrounds import make_background
+
+    m = cfg.model
+    g = torch.Generator().manual_seed(seed)
+    video = make_background(cfg.data.background, batch, m.num_frames, m.img_size, m.img_size, g).contiguous()
+    alpha = None
+    if bank is not None and cfg.motion.enabled and cfg.motion.num_objects > 0:
+        video, alpha = infuse_motion(video, bank, cfg.motion, g, inplace=True)
+    mask = make_mask(cfg.mask, batch, m.grid, m.tubelet_size, m.patch_size, g, alpha=alpha)
+    if alpha is None:
+        objects = torch.zeros_like(mask)
+    else:
+        objects = object_tokens(alpha, m.grid, m.tubelet_size, m.patch_size, cfg.mask.coverage_threshold)
+    targets = normalize_targets(teacher(video), cfg.teacher.target_norm)  # (B, N, D)
+    return PretextBatch(video, mask, targets, objects)
+
+
+def shuffle_time(video: Tensor, tubelet: int, generator: torch.Generator) -> Tensor:
+    """Permute each clip's tubelets in time: (B, C, T, H, W) -> the same shape, tubelet order drawn per clip from
+    `generator` and never the identity (for T / tubelet >= 2). Content within a tubelet keeps its order."""
+    B, C, T, H, W = video.shape
+    if T % tubelet:
+        raise ValueError(f"shuffle_time: T={T} is not a multiple of the tubelet size {tubelet}")
+    t = T // tubelet
+    cells = video.reshape(B, C, t, tubelet, H, W)
+    out = torch.empty_like(cells)
+    for b in range(B):
+        perm = torch.arange(t)
+        while t > 1 and bool((perm == torch.arange(t)).all()):
+            perm = torch.randperm(t, generator=generator)
+        out[b] = cells[b, :, perm]
+    return out.reshape(B, C, T, H, W)
+
+
+@torch.no_grad()
+def token_errors(model: nn.Module, video: Tensor, mask: Tensor, targets: Tensor, chunk: int = 16) -> Tensor:
+    """Per masked token squared error averaged over channels: model (a `PretrainModel`), raw clips (B, 3, T, H, W),
+    mask (B, N), all-token targets (B, N, D) -> (B, N_masked) in ascending token order."""
+    errs = []
+    for s in range(0, video.shape[0], chunk):
+        v, mk, tg = video[s:s + chunk], mask[s:s + chunk], targets[s:s + chunk]
+        pred = model(normalize(v), mk).float()  # (b, N_masked, D)
+        tgt = tg[mk].reshape(pred.shape)
+        errs.append((pred - tgt).pow(2).mean(dim=-1))
+    return torch.cat(errs)
+
+
+def _split_mean(err: Tensor, mask: Tensor, objects: Tensor) -> dict[str, float]:
+    """(B, N_masked) errors -> mean over all, object and background masked tokens."""
+    obj = objects[mask].reshape(err.shape)
+    out = {"all": err.mean().item()}
+    out["object"] = err[obj].mean().item() if obj.any() else float("nan")
+    out["background"] = err[~obj].mean().item() if (~obj).any() else float("nan")
+    return out
+
+
+@torch.no_grad()
+def pretext_report(model: nn.Module, teacher: nn.Module, bank: Any, cfg: PretrainJob, clips: int = 64,
+                   seed: int = 12345) -> dict[str, Any]:
+    """Masked-token losses of `model` on `clips` fresh clips (see the module docstring). Deterministic in `seed`.
+
+    Returns {"student", "shuffled", "position_mean", "zero"}: each {"all", "object", "background"} mean squared error
+    over masked tokens; "shuffle_penalty": shuffled - student per split; and "targets": {"object_energy",
+    "background_energy" (mean squared normalised target), "position_r2" (share of the target variance that the
+    per-position mean explains), "object_share" (fraction of masked tokens on objects)}.
+    """
+    was_training = model.training
+    model.eval()
+    ref = make_pretext_batch(cfg, teacher, bank, clips, seed + 1)
+    pb = make_pretext_batch(cfg, teacher, bank, clips, seed)
+    g = torch.Generator().manual_seed(seed + 2)
+    student = token_errors(model, pb.video, pb.mask, pb.targets)
+    shuffled = token_errors(model, shuffle_time(pb.video, cfg.model.tubelet_size, g), pb.mask, pb.targets)
+    pos_mean = ref.targets.mean(dim=0, keepdim=True)  # (1, N, D)
+    d = pb.targets.shape[-1]
+    masked_t = pb.targets[pb.mask].reshape(clips, -1, d)
+    masked_p = pos_mean.expand_as(pb.targets)[pb.mask].reshape(clips, -1, d)
+    position = (masked_t - masked_p).pow(2).mean(dim=-1)
+    zero = masked_t.pow(2).mean(dim=-1)
+    # objectness oracle: knows which tokens are object tokens, predicts the reference batch's per-position mean of
+    # object (or background) targets: what locating the objects alone, without their appearance, would buy.
+    ref_obj = ref.objects[..., None].float()  # (B, N, 1)
+    obj_mean = (ref.targets * ref_obj).sum(0) / ref_obj.sum(0).clamp(min=1)  # (N, D)
+    bg_mean = (ref.targets * (1 - ref_obj)).sum(0) / (1 - ref_obj).sum(0).clamp(min=1)
+    oracle_pred = torch.where(pb.objects[..., None], obj_mean, bg_mean)  # (B, N, D)
+    oracle = (masked_t - oracle_pred[pb.mask].reshape(clips, -1, d)).pow(2).mean(dim=-1)
+    out = {"student": _split_mean(student, pb.mask, pb.objects),
+           "shuffled": _split_mean(shuffled, pb.mask, pb.objects),
+           "position_mean": _split_mean(position, pb.mask, pb.objects),
+           "zero": _split_mean(zero, pb.mask, pb.objects),
+           "objectness_oracle": _split_mean(oracle, pb.mask, pb.objects)}
+    out["shuffle_penalty"] = {k: out["shuffled"][k] - out["student"][k] for k in out["student"]}
+    energy = pb.targets.pow(2).mean(dim=-1)  # (B, N)
+    total_var = (pb.targets - pb.targets.mean(dim=(0, 1))).pow(2).mean()
+    resid = (pb.targets - pos_mean).pow(2).mean()
+    out["targets"] = {
+        "object_energy": energy[pb.objects].mean().item() if pb.objects.any() else float("nan"),
+        "background_energy": energy[~pb.objects].mean().item(),
+        "position_r2": 1.0 - (resid / total_var).item(),
+        "object_share": pb.objects[pb.mask].float().mean().item(),
+    }
+    model.train(was_training)
+    return out

@@ -230,3 +230,21 @@ def test_constructor_checks_arguments(videos):
         _dataset(videos["good"], decoder="cv2")
     with pytest.raises(ValueError, match="crop_scales"):
         _dataset(videos["good"], crop_scales=(1.5,))
+
+
+def test_cached_frames_give_the_same_items_and_decode_each_file_once(videos, monkeypatch):
+    import smile_video.data.dataset as dataset_module
+
+    plain = _dataset(videos["good"], num_samples=2)
+    cached = _dataset(videos["good"], num_samples=2, cache_frames=True)
+    opened: list[str] = []
+    real_open = dataset_module.open_video
+    monkeypatch.setattr(dataset_module, "open_video", lambda path, *a: opened.append(path) or real_open(path, *a))
+    for epoch in (0, 1):
+        for i in range(3):
+            assert torch.equal(cached[(epoch, i)]["video"], plain[(epoch, i)]["video"])
+    assert sorted(set(opened)) == sorted(videos["good"])
+    assert len(opened) == 3 + 6  # the cached dataset opened each file once, the plain one every time
+    entry = VideoEntry(videos["good"][2], 0, start=10, total=30)
+    evals = [VideoClipDataset([entry], 8, 4, 32, train=False, cache_frames=c)[0]["video"] for c in (False, True)]
+    assert torch.equal(evals[0], evals[1]) and clip_ids(evals[1]) == list(range(10, 40, 4))

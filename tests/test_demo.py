@@ -13,13 +13,16 @@ def test_demo_quick_writes_a_complete_report(tmp_path, capsys):
                  "similarity.png", "similarity.json"):
         assert (report / name).is_file(), name
     results = json.loads((report / "results.json").read_text())
-    assert set(results) == {"motion", "appearance"}
-    for task in results.values():
-        assert set(task) == {"random init", "SMILE"}
-        for r in task.values():
-            assert 0.0 <= r["probe"]["best"]["top1"] <= 100.0
+    assert set(results) == {"random init", "SMILE"}
+    for r in results.values():
+        for task in ("motion", "appearance"):
+            for metric in ("probe", "probe_val", "knn"):
+                assert 0.0 <= r[task][metric] <= 100.0, (task, metric)
+        assert 0.0 <= r["motion"]["finetune"] <= 100.0 and "finetune" not in r["appearance"]
+        assert -1.0 <= r["stats"]["similarity_centred"] <= 1.0
     table = capsys.readouterr().out
     assert "| motion | SMILE |" in table and "| appearance | random init |" in table
+    assert "chosen on val, test top-1 reported" in (report / "report.md").read_text()
     sims = json.loads((report / "similarity.json").read_text())
     assert set(sims) == {"random init", "SMILE"}
     assert sims["random init"]["matrix"] != sims["SMILE"]["matrix"]

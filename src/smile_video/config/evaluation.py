@@ -101,6 +101,9 @@ class FinetuneConfig:
     min_lr: float = 1e-6  # VideoMAE's cosine floor
     eval_every: int = 0  # epochs between multi-view evaluations; 0 = only after the last epoch
     num_workers: int = 0
+    # Keep the training videos' decoded frames in memory and decode each file once (per loader process): for small
+    # lists over many epochs (the embedded benchmark). Memory: every frame of every file, uint8.
+    cache_frames: bool = False
     seed: int = 0
     keep_checkpoints: int = 2  # per-epoch checkpoints kept in <run>/checkpoints (the newest ones)
 

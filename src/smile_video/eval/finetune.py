@@ -202,7 +202,8 @@ def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
         run.save_config(cfg)
         m = cfg.model
         train_ds = VideoClipDataset(train_entries, num_frames=m.num_frames, sampling_rate=f.sampling_rate,
-                                    size=m.img_size, train=True, flip=f.flip, seed=f.seed + info.rank)
+                                    size=m.img_size, train=True, flip=f.flip, seed=f.seed + info.rank,
+                                    cache_frames=f.cache_frames)
 
         def eval_set(entries: list) -> VideoClipDataset:
             return VideoClipDataset(entries, num_frames=m.num_frames, sampling_rate=f.sampling_rate, size=m.img_size,

@@ -74,3 +74,23 @@ def test_pretext_batch_objects_are_the_covered_tokens(setup):
     assert float(energy[pb.objects].mean()) > 3 * float(energy[~pb.objects].mean())
     errs = token_errors(PixelOracle(cfg.model.tubelet_size, cfg.model.patch_size), pb.video, pb.mask, pb.targets)
     assert errs.shape == (4, int(pb.mask[0].sum())) and float(errs.max()) < 1e-6
+
+
+def test_pretext_verb_reports_a_run_and_checks_its_inputs(tmp_path, capsys):
+    from smile_video.cli import main
+    from smile_video.engine.pretrain import pretrain
+
+    run = tmp_path / "run"
+    pretrain(load_config(PretrainJob, overrides=[
+        "model.preset=tiny", "model.img_size=32", "model.num_frames=4", "mask.ratio=0.75", "data.epoch_size=8",
+        "train.strategy=single", "train.epochs=1", "train.batch_size=4", "run.quiet=true", f"run.out_dir={run}"]))
+    out = tmp_path / "pretext.json"
+    assert main(["pretext", str(run), "--clips", "4", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "shuffle penalty" in text and "objectness_oracle" in text
+    import json
+
+    rep = json.loads(out.read_text())
+    assert set(rep) >= {"student", "shuffled", "position_mean", "objectness_oracle", "zero", "targets"}
+    assert main(["pretext", str(tmp_path)]) == 1  # not a run directory: one clear line, non-zero exit
+    assert "no config.yaml" in capsys.readouterr().err

@@ -45,6 +45,10 @@ VERBS: tuple[Verb, ...] = (
          "DDP under torchrun.", 7),
     Verb("extract", "extract", "encoder features for a list of videos",
          "Mean-pooled (optionally per-token) encoder features from any supported checkpoint format.", 4),
+    Verb("pretext", "pretext", "does a pretraining run use motion? masked loss on objects vs background, time-shuffled",
+         "On fresh clips built as the run's config builds them: the student's masked-token loss on object and "
+         "background tokens, the same with the clip shuffled in time, and predictors that never look at the clip "
+         "(zero, per-position mean, an objectness oracle). See docs/fidelity.md.", 12),
     Verb("show-motion", "show_motion", "render synthetic object motion as a GIF and a filmstrip (Fig. 3)",
          "Paste objects from the bank along smoothed random trajectories over a background or a video and "
          "write an animated GIF and a PNG filmstrip.", 3),

@@ -44,6 +44,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None, help="pretraining epochs of 512 clips (default 75)")
     ap.add_argument("--finetune-epochs", type=int, default=None, help="default 30")
     ap.add_argument("--variants", nargs="+", default=None, choices=list(VARIANTS))
+    ap.add_argument("--finetune-tasks", nargs="*", default=None, choices=["motion", "appearance"],
+                    help="tasks to finetune on (default both; --quick: motion)")
     ap.add_argument("--quick", action="store_true",
                     help="SMILE vs random init, 400 steps, 10 finetuning epochs (motion); one seed unless --seeds")
     args = ap.parse_args()
@@ -57,6 +59,8 @@ def main() -> None:
     s.epochs = args.epochs or s.epochs
     s.finetune_epochs = args.finetune_epochs or s.finetune_epochs
     s.variants = args.variants or s.variants
+    if args.finetune_tasks is not None:
+        s.finetune_tasks = tuple(args.finetune_tasks)
     start = time.time()
     runs = run_study(s)
     summary = summarize(runs)

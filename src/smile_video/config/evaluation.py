@@ -11,6 +11,20 @@ from .sections import ModelConfig, RunConfig, TrainConfig
 __all__ = ["ProbeConfig", "FinetuneConfig", "ProbeJob", "FinetuneJob"]
 
 
+def check_list_files(section: str, cfg: object) -> None:
+    """Before any work: `<section>.train_list` and `.val_list` are set, and every list that is set (test included)
+    exists; the error names the key."""
+    from pathlib import Path
+
+    for key in ("train_list", "val_list"):
+        if not getattr(cfg, key):
+            raise ValueError(f"{section}.{key} is not set ({section}.{key}=PATH)")
+    for key in ("train_list", "val_list", "test_list"):
+        path = getattr(cfg, key)
+        if path and not Path(path).exists():
+            raise FileNotFoundError(f"{section}.{key}={path!r} does not exist")
+
+
 def check_test_list(section: str, test_list: str, train_list: str, val_list: str) -> None:
     """A test list must be a list of its own: not the train or val list (reporting on the clips that chose or
     trained the model is what it is there to avoid)."""

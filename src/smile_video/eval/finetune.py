@@ -37,6 +37,7 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from ..config import FinetuneConfig, FinetuneJob, ModelConfig
+from ..config.evaluation import check_list_files
 from ..data.normalize import normalize
 from ..devices import resolve_device
 from ..engine.checkpoints import find_resume, load_training_state, save_checkpoint
@@ -164,17 +165,6 @@ def _restore(path: Path, model: nn.Module, opt: torch.optim.Optimizer, scaler: t
     return state
 
 
-def _check_lists(f: FinetuneConfig) -> None:
-    """Before any work: train and val lists set, and every list that is set exists; errors name the key."""
-    for key in ("train_list", "val_list"):
-        if not getattr(f, key):
-            raise ValueError(f"finetune.{key} is not set (finetune.{key}=PATH)")
-    for key in ("train_list", "val_list", "test_list"):
-        path = getattr(f, key)
-        if path and not Path(path).exists():
-            raise FileNotFoundError(f"finetune.{key}={path!r} does not exist")
-
-
 def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
     """Finetune the encoder of `checkpoint` (None: random init) on finetune.train_list; returns results.json.
 
@@ -189,7 +179,7 @@ def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
         device = torch.device("cuda", info.local_rank)
     run = RunDir(cfg.run.out_dir, quiet=cfg.run.quiet, is_main=info.is_main)
     try:
-        _check_lists(f)
+        check_list_files("finetune", f)  # before any work; errors name the key
         resume_from = find_resume(run.path, cfg.run.resume)  # before any work: a missing PATH fails here
         train_entries = read_video_list(f.train_list, data_root=f.data_root)
         val_entries = read_video_list(f.val_list, data_root=f.data_root)

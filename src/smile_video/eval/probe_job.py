@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from ..config import ProbeConfig, ProbeJob
+from ..config.evaluation import check_list_files
 from ..devices import resolve_device
 from ..runlog import RunDir, atomic_write_text
 from .features import FeatureSet, list_features, load_frozen_encoder
@@ -34,13 +35,7 @@ KNN_PROTOCOL_TEST = "kNN on test, train features as the bank (val also reported)
 def check_lists(p: ProbeConfig) -> None:
     """Fail before any work when the train or val list is unset, or a list that is set does not exist; the error
     names the key."""
-    for key in ("train_list", "val_list"):
-        if not getattr(p, key):
-            raise ValueError(f"probe.{key} is not set (probe.{key}=PATH)")
-    for key in ("train_list", "val_list", "test_list"):
-        path = getattr(p, key)
-        if path and not Path(path).exists():
-            raise FileNotFoundError(f"probe.{key}={path!r} does not exist")
+    check_list_files("probe", p)
 
 
 def probe_features(cfg: ProbeJob, checkpoint: str | None, run: RunDir) -> tuple[dict[str, FeatureSet], str]:

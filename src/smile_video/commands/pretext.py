@@ -35,10 +35,8 @@ def format_report(rep: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..checkpoint import load_model
     from ..config import PretrainJob, load_config
-    from ..eval.pretext import pretext_report
-    from ..teachers import build_teacher
+    from ..eval.pretext import checkpoint_pretext_report
 
     run_dir = Path(args.run)
     config = run_dir / "config.yaml"
@@ -51,13 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.clips < 2:
         raise ValueError("--clips must be >= 2")
     cfg = load_config(PretrainJob, [str(config)], args.overrides)
-    model = load_model(ckpt, kind="pretrain", cfg=cfg.model)[0]
-    bank = None
-    if cfg.motion.enabled and cfg.motion.num_objects > 0:
-        from ..objects import ObjectBank, default_bank
-
-        bank = default_bank("pretrain") if cfg.motion.bank == "default" else ObjectBank.load(cfg.motion.bank)
-    rep = pretext_report(model, build_teacher(cfg.teacher, cfg.model), bank, cfg, clips=args.clips, seed=args.seed)
+    rep = checkpoint_pretext_report(ckpt, cfg, clips=args.clips, seed=args.seed)
     print(format_report(rep))
     if args.out:
         from ..runlog import atomic_write_text

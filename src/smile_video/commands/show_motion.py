@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from ..config import PretrainJob
     from ..motion import infuse_motion
     from ..motion.backgrounds import make_background
-    from ..objects import ObjectBank, default_bank
+    from ..objects import load_bank
 
     extra = []
     background = args.background or ("video" if args.video else None)
@@ -96,8 +96,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--clips, --frames, --size, --strip-frames and --stride must be >= 1, --fps > 0")
     if background in ("frame", "video") and not args.video:
         raise ValueError(f"background {background!r} needs --video PATH")
-    spec = args.bank or motion.bank
-    bank = default_bank("pretrain") if spec == "default" else ObjectBank.load(spec)
+    bank = load_bank(args.bank or motion.bank)
     g = torch.Generator().manual_seed(args.seed)
     natural = _read_video(args.video, args.clips, args.frames, args.size, args.stride) if args.video else None
     clips = make_background(background, args.clips, args.frames, args.size, args.size, g, natural)

@@ -110,9 +110,9 @@ class Pretrainer:
         needs_motion = cfg.motion.enabled and cfg.motion.num_objects > 0 and any(
             s.mode != "original" for s in self.plan.stages)
         if needs_motion:
-            from ..objects import ObjectBank, default_bank
+            from ..objects import load_bank
 
-            self.bank = default_bank("pretrain") if cfg.motion.bank == "default" else ObjectBank.load(cfg.motion.bank)
+            self.bank = load_bank(cfg.motion.bank)
             from ..motion import resolve_backend
 
             where = device if cfg.motion.device == "auto" else torch.device(cfg.motion.device)

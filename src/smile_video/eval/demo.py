@@ -23,9 +23,7 @@ import torch
 
 from ..config import PretrainJob, load_config
 from ..runlog import RunDir, atomic_write_text
-
-# The demo's recipe is the fidelity study's (`study.PRETRAIN_RECIPE`, docs/fidelity.md), as data.
-from .study import PRETRAIN_RECIPE  # noqa: E402
+from .study import PRETRAIN_RECIPE  # the demo's recipe is the fidelity study's (docs/fidelity.md)
 
 
 @dataclass

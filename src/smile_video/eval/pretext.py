@@ -16,6 +16,7 @@ the share of their variance that token position alone explains.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,7 +27,8 @@ from ..data.normalize import normalize
 from ..masking import make_mask, object_tokens
 from ..teachers import normalize_targets
 
-__all__ = ["PretextBatch", "make_pretext_batch", "shuffle_time", "token_errors", "pretext_report"]
+__all__ = ["PretextBatch", "make_pretext_batch", "shuffle_time", "token_errors", "pretext_report",
+           "checkpoint_pretext_report"]
 
 
 @dataclass
@@ -144,3 +146,16 @@ def pretext_report(model: nn.Module, teacher: nn.Module, bank: Any, cfg: Pretrai
     }
     model.train(was_training)
     return out
+
+
+def checkpoint_pretext_report(checkpoint: str | Path, cfg: PretrainJob, clips: int = 64,
+                              seed: int = 12345) -> dict[str, Any]:
+    """`pretext_report` of a pretraining checkpoint (model with its decoder) under the run's config `cfg`: its
+    teacher, and its object bank when motion is on."""
+    from ..checkpoint import load_model
+    from ..objects import load_bank
+    from ..teachers import build_teacher
+
+    model = load_model(checkpoint, kind="pretrain", cfg=cfg.model)[0]
+    bank = load_bank(cfg.motion.bank) if cfg.motion.enabled and cfg.motion.num_objects > 0 else None
+    return pretext_report(model, build_teacher(cfg.teacher, cfg.model), bank, cfg, clips=clips, seed=seed)

@@ -25,11 +25,10 @@ __all__ = ["PRETRAIN_RECIPE", "PROBE_RECIPE", "FINETUNE_RECIPE", "VARIANTS", "PA
            "pretrain_variant", "evaluate_checkpoint", "run_study", "summarize", "mean_std", "directions_table",
            "plot_study"]
 
-# The CPU-scale recipe, as data (docs/fidelity.md says how it was chosen). Sizes: the tiny preset (8 frames at
-# 64 px); the benchmark's 16-frame clips are read at stride 2. Trajectories: the official code's variant, whose
-# paths span the frame (the paper's formula keeps objects near the centre at this size, docs/motion.md).
-# The student: the tiny preset (4 blocks of width 128, 8 frames at 64 px) with 8-px patches, an 8 x 8 token grid
-# (docs/fidelity.md: with 16-px patches not even supervised training learns the motion task).
+# The CPU-scale recipe, as data (docs/fidelity.md says how it was chosen). The student: the tiny preset (4 blocks of
+# width 128, 8 frames at 64 px; the benchmark's 16-frame clips are read at stride 2) with 8-px patches, an 8 x 8
+# token grid (with 16-px patches not even supervised training learns the motion task). Trajectories: the official
+# code's variant, whose paths span the frame (the paper's formula keeps objects near the centre, docs/motion.md).
 MODEL = ["model.preset=tiny", "model.patch_size=8"]
 PRETRAIN_RECIPE = [
     *MODEL, "teacher.kind=embedded", "data.source=synthetic", "data.background=noise",
@@ -147,17 +146,6 @@ def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Pat
     return res
 
 
-def _pretext(checkpoint: Path, over: list[str]) -> dict[str, Any]:
-    from ..checkpoint import load_model
-    from ..objects import default_bank
-    from ..teachers import build_teacher
-    from .pretext import pretext_report
-
-    cfg = load_config(PretrainJob, overrides=[*PRETRAIN_RECIPE, *over])
-    model = load_model(checkpoint, kind="pretrain")[0]
-    return pretext_report(model, build_teacher(cfg.teacher, cfg.model), default_bank("pretrain"), cfg, clips=64)
-
-
 def run_study(settings: StudySettings, log=print) -> dict[str, Any]:
     """Every (variant, seed): pretrain, evaluate; results.json (written after each run) and the tables."""
     from .benchmark import BenchmarkSpec, generate_benchmark
@@ -175,7 +163,10 @@ def run_study(settings: StudySettings, log=print) -> dict[str, Any]:
             r = evaluate_checkpoint(ckpt, tasks, settings.out / "eval" / _slug(name) / f"seed{seed}", seed,
                                     settings.finetune_epochs, settings.quiet, settings.finetune_tasks)
             if ckpt is not None:
-                r["pretext"] = _pretext(ckpt, VARIANTS[name] or [])
+                from .pretext import checkpoint_pretext_report
+
+                cfg = load_config(PretrainJob, [str(ckpt.parent / "config.yaml")])  # the run's own config
+                r["pretext"] = checkpoint_pretext_report(ckpt, cfg)
             runs[key] = r
             atomic_write_text(path, json.dumps(runs, indent=1, default=float))
     return runs

@@ -211,6 +211,11 @@ def _all_bank() -> ObjectBank:
     return bank
 
 
+def load_bank(spec: str) -> ObjectBank:
+    """`motion.bank`: ``default`` (the embedded bank's pretraining split) or the path of a bank file."""
+    return default_bank("pretrain") if spec == "default" else ObjectBank.load(spec)
+
+
 @functools.lru_cache(maxsize=len(SPLITS))
 def default_bank(split: str = "pretrain") -> ObjectBank:
     """The embedded default bank (built on first use, then cached on disk and in memory).

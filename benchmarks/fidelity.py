@@ -71,11 +71,10 @@ def main() -> None:
         f"{s.epochs * s.epoch_size // 32} steps); finetuning {s.finetune_epochs} epochs on "
         f"{', '.join(s.finetune_tasks)}. "
         f"This run: {minutes:.1f} min.", "",
-        "Protocol (fixed before any pretrained score was seen): embedded benchmark (64 px, 16 frames read at "
-        "stride 2; train "
-        "and val on object pool A, test on the disjoint pool B). Linear probe: lrs and epoch chosen on val, test "
-        "top-1 reported. kNN (k=10) on test. Finetuning: fixed recipe, last epoch, test top-1. Statistics on the "
-        "motion task's val clips. Mean ± sample std over seeds.", "",
+        "Protocol (set from random-init runs, never changed to improve a pretrained score): embedded benchmark "
+        "(64 px, 16 frames read at stride 2; train and val on object pool A, test on the disjoint pool B). Linear "
+        "probe: lrs and epoch chosen on val, test top-1 reported. kNN (k=10) on test. Finetuning: fixed recipe, last "
+        "epoch, test top-1. Statistics on the motion task's val clips. Mean ± sample std over seeds.", "",
         f"Pretraining recipe: `{' '.join(PRETRAIN_RECIPE)}`", "",
         f"Probe: `{' '.join(PROBE_RECIPE)}`", "", f"Finetune: `{' '.join(FINETUNE_RECIPE)}`", "",
         "## Test top-1 (%) and frame similarity", "", *results_table(summary), "",

@@ -210,7 +210,7 @@ def test_resume_after_a_crash_matches_the_uninterrupted_run_bitwise(mp4_lists, t
     out = tmp_path / "crashed"
     # train: the process dies at the second step of epoch 2 (half trained); the epoch-1 checkpoint is the newest.
     # eval: it dies in the evaluation after epoch 2, whose checkpoint (written first) lacks that evaluation.
-    name, at, expected = {"train": ("soft_cross_entropy", 5, (1, 3)), "eval": ("evaluate_views", 1, (2, 6))}[crash_in]
+    name, at, expected = {"train": ("task_loss", 5, (1, 3)), "eval": ("evaluate_views", 1, (2, 6))}[crash_in]
     real, calls = getattr(ft, name), {"n": 0}
 
     def crash(*args, **kwargs):

@@ -57,6 +57,18 @@ VERBS: tuple[Verb, ...] = (
          "`smile objects info BANK` describes one.", 3),
     Verb("data-check", "data_check", "check a video list: undecodable files, frame counts, label map",
          "Decode every entry of a list and report what would be skipped during training.", 6),
+    Verb("data", "data", "seeded list subsets: low-shot (SEVERE), the fixed-budget data-scale study (Fig. 5)",
+         "`smile data subset LIST --total 1000 --seed 0 --out SUB` (class-balanced) or `--fraction F` "
+         "(stratified); `smile data budget LIST --out DIR --config BASE` writes the 12.5/25/50/100% lists and "
+         "pretraining overlays with the epochs scaled to a fixed number of iterations.", 14),
+    Verb("vos", "vos", "unsupervised video object segmentation: k-means on frozen patch features, Hungarian, mIoU",
+         "SIGMA's protocol (Table 10): per video, k-means on the frozen encoder's space-time patch features "
+         "(K = objects + background, and an overclustering K), clusters matched to the masks by the Hungarian "
+         "algorithm, mIoU. DAVIS-2017 and YouTube-VOS folder layouts; `--generate DIR` writes a small "
+         "DAVIS-layout set with exact masks from the motion compositor. See docs/evaluation.md.", 14),
+    Verb("tad-features", "tad_features", "sliding-window features per video for temporal action localisation",
+         "One (T, C) float32 .npy per video in the layout OpenTAD / ActionFormer read: window of 16 frames, "
+         "configurable stride (Table 10: THUMOS-14, ActivityNet-1.3). See docs/evaluation.md.", 14),
     Verb("export", "export", "export a checkpoint (e.g. to a Hugging Face VideoMAE directory)",
          "`smile export hf CKPT OUT` writes config.json + safetensors that transformers loads.", 4),
     Verb("bench", "bench", "run the speed benchmarks (motion infusion, train step)",

@@ -89,6 +89,10 @@ class FinetuneConfig:
     val_list: str = ""
     test_list: str = ""  # held-out list: when set, the final epoch is also evaluated on it (nothing is chosen on it)
     data_root: str = ""
+    # classification (one label a video) | multilabel (Charades: sigmoid / BCE head, mAP) | counting (UCFRep:
+    # regression head, normalised MAE); the list formats are in docs/data.md (eval/finetune_tasks.py)
+    task: str = "classification"
+    num_classes: int = 0  # the class list's size; 0 = the largest label in the lists + 1 (labels >= it are errors)
     epochs: int = 100  # Table 17: SSv2 40, K400 100, SEVERE 100
     batch_size: int = 16  # Table 17: SSv2 32, K400 16, SEVERE 16
     lr: float = 1e-3  # base learning rate (Table 17); the optimizer uses lr * batch_size / 256
@@ -135,6 +139,12 @@ class FinetuneConfig:
         if min(self.test_clips, self.test_crops) < 1 or self.eval_every < 0 or self.num_workers < 0:
             raise ConfigError("finetune.test_clips and test_crops must be >= 1; eval_every and num_workers >= 0")
         check_test_list("finetune", self.test_list, self.train_list, self.val_list)
+        check_choice("finetune.task", self.task, ("classification", "multilabel", "counting"))
+        if self.num_classes < 0:
+            raise ConfigError(f"finetune.num_classes must be >= 0 (0: from the lists), got {self.num_classes}")
+        if self.task == "counting" and (self.mixup > 0 or self.cutmix > 0):
+            raise ConfigError("finetune.task=counting: mixing two clips does not mix their counts; set "
+                              "finetune.mixup=0 finetune.cutmix=0")
         if self.keep_checkpoints < 1:
             raise ConfigError(f"finetune.keep_checkpoints must be >= 1 (the newest checkpoints kept), got "
                               f"{self.keep_checkpoints}")

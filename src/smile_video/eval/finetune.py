@@ -45,9 +45,19 @@ from ..engine.distributed import DistInfo, all_reduce_mean, cleanup, init_distri
 from ..engine.optim import cosine_lr, scaled_lr, set_lr
 from ..runlog import RunDir, atomic_write_bytes, atomic_write_text
 from ..seeding import derive_seed
+from .finetune_tasks import (
+    describe,
+    init_head,
+    num_outputs,
+    pad_targets,
+    read_task_list,
+    task_loss,
+    task_metrics,
+    train_targets,
+    view_scores,
+)
 from .layer_decay import layer_decay_param_groups
-from .linear_probe import classification_metrics
-from .mixup import mix_video_batch, smooth_one_hot, soft_cross_entropy
+from .mixup import mix_video_batch
 from .video_augment import rand_augment_batch, random_erase_batch
 
 __all__ = ["build_classifier", "finetune", "evaluate_views"]
@@ -96,11 +106,14 @@ def _batches(dataset: Any, index_batches: list[list[int]], num_workers: int) -> 
 
 @torch.no_grad()
 def evaluate_views(model: nn.Module, dataset: Any, num_classes: int, info: DistInfo, device: torch.device,
-                   batch_size: int, dtype: torch.dtype | None, num_workers: int = 0) -> dict[str, float]:
-    """Multi-view testing: softmax scores of every view of a video averaged, then top-1 / top-5 / mean-class."""
+                   batch_size: int, dtype: torch.dtype | None, num_workers: int = 0, task: str = "classification",
+                   targets: torch.Tensor | None = None) -> dict[str, float]:
+    """Multi-view testing: the scores of every view of a video averaged (softmax / sigmoid / the count, by `task`;
+    eval/finetune_tasks.py), then the task's metrics. `targets`: the dataset entries' targets (multi-hot (N, K) or
+    counts (N,)); classification reads the labels from the batches. `num_classes`: the head's size."""
     model.eval()
     n = len(dataset)
-    sums = torch.zeros(n, num_classes, dtype=torch.float64, device=device)  # summed softmax per dataset item
+    sums = torch.zeros(n, num_classes, dtype=torch.float64, device=device)  # summed view scores per dataset item
     counts = torch.zeros(n, dtype=torch.float64, device=device)
     labels = torch.full((n,), -1, dtype=torch.long, device=device)
     for batch in _batches(dataset, _shard(n, info, 0, 0, batch_size, shuffle=False), num_workers):
@@ -109,7 +122,7 @@ def evaluate_views(model: nn.Module, dataset: Any, num_classes: int, info: DistI
         label = torch.as_tensor(batch["label"]).long().view(-1).to(device)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             logits = model(normalize(video))  # (B, K)
-        sums.index_add_(0, index, logits.float().softmax(-1).double())
+        sums.index_add_(0, index, view_scores(task, logits).double())
         counts.index_add_(0, index, torch.ones_like(index, dtype=torch.float64))
         labels[index] = label
     if info.enabled:
@@ -122,7 +135,12 @@ def evaluate_views(model: nn.Module, dataset: Any, num_classes: int, info: DistI
     if not seen.any():
         raise ValueError("evaluation produced no scores: every val item was skipped")
     scores = (sums[seen] / counts[seen, None]).float()
-    out = classification_metrics(scores, labels[seen], num_classes)
+    if task == "classification":
+        out = task_metrics(task, scores, labels[seen], num_classes)
+    else:
+        if targets is None:
+            raise ValueError(f"evaluate_views: task {task!r} needs the entries' targets")
+        out = task_metrics(task, scores, targets.to(device)[seen], num_classes)
     out["num_videos"] = int(seen.sum())
     return out
 
@@ -170,7 +188,6 @@ def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
 
     `cfg.run.resume` ("auto" or a checkpoint path) continues a run from its per-epoch checkpoint."""
     from ..data.dataset import VideoClipDataset
-    from ..data.lists import read_video_list
 
     f = cfg.finetune
     device = resolve_device(cfg.train.device)
@@ -181,14 +198,16 @@ def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
     try:
         check_list_files("finetune", f)  # before any work; errors name the key
         resume_from = find_resume(run.path, cfg.run.resume)  # before any work: a missing PATH fails here
-        train_entries = read_video_list(f.train_list, data_root=f.data_root)
-        val_entries = read_video_list(f.val_list, data_root=f.data_root)
-        test_entries = read_video_list(f.test_list, data_root=f.data_root) if f.test_list else []
-        labels = [e.label for e in train_entries + val_entries + test_entries]
-        if min(labels) < 0:
-            raise ValueError("finetuning needs labelled lists: some entries have no label (-1)")
-        num_classes = max(labels) + 1
+        # targets: labels (N,), multi-hot (N, K) or counts (N,) by finetune.task (eval/finetune_tasks.py)
+        train_entries, train_t = read_task_list(f.task, f.train_list, f.data_root, f.num_classes)
+        val_entries, val_t = read_task_list(f.task, f.val_list, f.data_root, f.num_classes)
+        test_entries, test_t = (read_task_list(f.task, f.test_list, f.data_root, f.num_classes) if f.test_list
+                                else ([], None))
+        num_classes = num_outputs(f.task, [t for t in (train_t, val_t, test_t) if t is not None], f.num_classes)
+        train_t, val_t = pad_targets(f.task, train_t, num_classes), pad_targets(f.task, val_t, num_classes)
+        test_t = None if test_t is None else pad_targets(f.task, test_t, num_classes)
         model, cfg.model = build_classifier(cfg.model, num_classes, checkpoint, f.drop_path, f.seed)
+        init_head(f.task, model, train_t)  # counting: bias = mean train count (a resume overwrites it)
         run.save_config(cfg)
         m = cfg.model
         train_ds = VideoClipDataset(train_entries, num_frames=m.num_frames, sampling_rate=f.sampling_rate,
@@ -229,10 +248,10 @@ def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
                                                       else None)
 
         def evaluate(epochs_done: int) -> None:
-            metrics = evaluate_views(model, val_ds, num_classes, info, device, per_rank, dtype, f.num_workers)
+            metrics = evaluate_views(model, val_ds, num_classes, info, device, per_rank, dtype, f.num_workers,
+                                     f.task, val_t)
             run.log({"kind": "eval", "epoch": epochs_done, **metrics})
-            run.echo(f"epoch {epochs_done}: top-1 {metrics['top1']:.2f}  top-5 {metrics['top5']:.2f}  "
-                     f"mean-class {metrics['mean_class']:.2f} ({f.test_clips}x{f.test_crops} views)")
+            run.echo(f"epoch {epochs_done}: {describe(f.task, metrics)} ({f.test_clips}x{f.test_crops} views)")
             evals.append({"epoch": epochs_done, **metrics})
 
         # The checkpoint of an epoch is written before its evaluation: a resume redoes an evaluation that was due
@@ -252,16 +271,16 @@ def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
                 video = rand_augment_batch(batch["video"], g, f.randaug_n, f.randaug_m, f.randaug_mstd)
                 x = normalize(video.to(device))  # (B, 3, T, H, W)
                 x = random_erase_batch(x, g, f.reprob)  # (B, 3, T, H, W); reprob = 0: x itself
-                y = torch.as_tensor(batch["label"]).long().view(-1).to(device)
+                index = torch.as_tensor(batch["index"]).long().view(-1)  # the entries actually decoded
+                # (B, K) smoothed one-hot / multi-hot, or (B,) counts
+                target = train_targets(f.task, train_t, index, num_classes, f.label_smoothing).to(device)
                 if mixing and x.shape[0] % 2 == 0:
-                    x, target = mix_video_batch(x, y, num_classes, g, f.mixup, f.cutmix, smoothing=f.label_smoothing)
-                else:
-                    target = smooth_one_hot(y, num_classes, f.label_smoothing)
+                    x, target = mix_video_batch(x, None, num_classes, g, f.mixup, f.cutmix, targets=target)
                 lr = cosine_lr(step, total, warmup, peak, f.min_lr)
                 set_lr(opt, lr)
                 with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                     logits = ddp(x)  # (B, K)
-                loss = soft_cross_entropy(logits, target)
+                loss = task_loss(f.task, logits, target)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"finetune: non-finite loss {loss.item()} at step {step} (epoch {epoch}); "
                                              f"the last good checkpoint is in {run.file('checkpoints')}")
@@ -290,10 +309,9 @@ def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
                    "final": evals[-1], "evaluations": evals, "world_size": info.world_size}
         if test_ds is not None:  # the final epoch's model on the held-out list: reported, never chosen on
             test = {"epoch": f.epochs, **evaluate_views(model, test_ds, num_classes, info, device, per_rank, dtype,
-                                                        f.num_workers)}
+                                                        f.num_workers, f.task, test_t)}
             run.log({"kind": "test", **test})
-            run.echo(f"test (epoch {f.epochs}): top-1 {test['top1']:.2f}  top-5 {test['top5']:.2f}  "
-                     f"mean-class {test['mean_class']:.2f} ({f.test_clips}x{f.test_crops} views)")
+            run.echo(f"test (epoch {f.epochs}): {describe(f.task, test)} ({f.test_clips}x{f.test_crops} views)")
             results["test"] = test
         if info.is_main:
             state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

@@ -37,10 +37,13 @@ def _uniform(generator: torch.Generator) -> float:
 
 def mix_video_batch(video: Tensor, labels: Tensor, num_classes: int, generator: torch.Generator,
                     mixup_alpha: float = 0.8, cutmix_alpha: float = 1.0, prob: float = 1.0,
-                    switch_prob: float = 0.5, smoothing: float = 0.1) -> tuple[Tensor, Tensor]:
+                    switch_prob: float = 0.5, smoothing: float = 0.1,
+                    targets: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """video (B, C, T, H, W) float, labels (B,) -> (mixed video (B, C, T, H, W), soft targets (B, K)).
 
-    `generator` is a CPU generator; B must be even (timm's rule) when mixing is enabled.
+    `targets`: (B, K) float targets to mix instead of the smoothed one-hots of `labels` (multi-hot rows for
+    multi-label; `labels` and `smoothing` are then unused). `generator` is a CPU generator; B must be even (timm's
+    rule) when mixing is enabled.
     """
     use_mixup, use_cutmix = mixup_alpha > 0, cutmix_alpha > 0
     lam = 1.0
@@ -64,7 +67,7 @@ def mix_video_batch(video: Tensor, labels: Tensor, num_classes: int, generator: 
         else:
             lam = _beta(mixup_alpha, generator)
             video = video * lam + flipped * (1.0 - lam)
-    y = smooth_one_hot(labels, num_classes, smoothing)  # (B, K)
+    y = smooth_one_hot(labels, num_classes, smoothing) if targets is None else targets  # (B, K)
     return video, y * lam + y.flip(0) * (1.0 - lam)
 
 

@@ -57,6 +57,10 @@ class ProbeConfig:
     knn_k: int = 20
     # mean: the tokens' mean (VideoMAE / the paper); time: per-time-step means concatenated (keeps temporal order)
     pooling: str = "mean"
+    # linear: a linear head on the pooled features (Table 16); attentive: V-JEPA's attentive probe on every output
+    # token (a learned query cross-attends over them, then a linear head; probe.pooling is then unused)
+    head: str = "linear"
+    attentive_heads: int = 4  # attention heads of the attentive probe's query (must divide the feature dim)
     knn_vote: str = "weighted"  # weighted (exp(sim / T), T = knn_temperature) | majority
     knn_temperature: float = 0.07
     test_clips: int = 1  # views per video whose features are averaged (train and val lists)
@@ -74,6 +78,9 @@ class ProbeConfig:
             raise ConfigError(f"probe.lrs must be > 0 and probe.betas two values, got {self.lrs}, {self.betas}")
         check_choice("probe.knn_vote", self.knn_vote, ("weighted", "majority"))
         check_choice("probe.pooling", self.pooling, ("mean", "time"))
+        check_choice("probe.head", self.head, ("linear", "attentive"))
+        if self.attentive_heads < 1:
+            raise ConfigError(f"probe.attentive_heads must be >= 1, got {self.attentive_heads}")
         check_choice("probe.device", self.device, ("auto", "cpu", "cuda"))
         if min(self.knn_k, self.test_clips, self.test_crops, self.extract_batch_size) < 1 or self.num_workers < 0:
             raise ConfigError("probe.knn_k, probe.test_clips, probe.test_crops and probe.extract_batch_size must be "

@@ -42,7 +42,8 @@ CACHE_VERSION = 1
 class FeatureSet:
     """Cached features of one list of videos."""
 
-    feats: Tensor  # (N, V, D) float32; V = 2 (original, flipped) with flip_view, else 1
+    feats: Tensor  # (N, V, D) float32 (pooling "tokens": (N, V, L, D) float16); V = 2 (original, flipped) with
+    # flip_view, else 1
     labels: Tensor  # (N,) int64
     indices: Tensor  # (N,) int64, the entry index in the list
     similarity: Tensor  # (T', T') frame-feature similarity averaged over clips
@@ -95,7 +96,7 @@ def load_frozen_encoder(checkpoint: str | None, cfg: ModelConfig, seed: int = 0)
     return encoder, cfg, identity
 
 
-POOLINGS = ("mean", "time")
+POOLINGS = ("mean", "time", "tokens")
 
 
 def _encode(encoder: nn.Module, video: Tensor, grid: tuple[int, int, int], dtype: torch.dtype | None,
@@ -104,7 +105,8 @@ def _encode(encoder: nn.Module, video: Tensor, grid: tuple[int, int, int], dtype
 
     pooling "mean": (B, D), the tokens' mean as the model was trained (fc_norm if any) — VideoMAE's probe;
     "time": (B, T' * D), the mean over space of each time step, concatenated in time order (keeps the order of
-    events, which a mean over all tokens discards).
+    events, which a mean over all tokens discards); "tokens": (B, N, D) float16, every output token (for the
+    attentive probe; N x D x 2 bytes a clip and view in the cache).
     """
     x = normalize(video)
     with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
@@ -116,6 +118,8 @@ def _encode(encoder: nn.Module, video: Tensor, grid: tuple[int, int, int], dtype
             tokens = encoder(x)  # (B, N, D)
             pooled = tokens.mean(dim=1)
     tokens = tokens.float()
+    if pooling == "tokens":
+        return tokens.half(), frame_similarity(tokens, grid)
     if pooling == "time":
         pooled = time_step_features(tokens, grid).flatten(1)  # (B, T' * D)
     return pooled.float(), frame_similarity(tokens, grid)
@@ -150,7 +154,7 @@ def extract_features(encoder: nn.Module, batches: Iterable[dict[str, Any]], grid
         views = [f]
         if flip_view:
             views.append(_encode(encoder, video.flip(-1), grid, dtype, pooling)[0])
-        feats = torch.stack(views, dim=1).cpu()  # (B, V, D)
+        feats = torch.stack(views, dim=1).cpu()  # (B, V, D) or (B, V, L, D)
         sim_sum = sim.sum(0).cpu() if sim_sum is None else sim_sum + sim.sum(0).cpu()
         clips += sim.shape[0]
         for j, i in enumerate(index.tolist()):

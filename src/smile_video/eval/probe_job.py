@@ -1,4 +1,5 @@
-"""The `smile probe` / `smile knn` job: frozen encoder -> cached train/val(/test) features -> linear heads or kNN.
+"""The `smile probe` / `smile knn` job: frozen encoder -> cached train/val(/test) features (or tokens) -> linear or
+attentive heads, or kNN.
 
 With `probe.test_list` set, the probe chooses its (lr, epoch) on val and reports the test metrics at that point, and
 kNN reports on test (val too); without it the result is the best of val (see `linear_probe`'s protocol).
@@ -22,6 +23,7 @@ from ..config.evaluation import check_list_files
 from ..devices import resolve_device
 from ..runlog import RunDir, atomic_write_text
 from .features import FeatureSet, list_features, load_frozen_encoder
+from .attentive_probe import train_attentive_probe
 from .knn import knn_evaluate
 from .linear_probe import train_linear_probe
 from .similarity import save_similarity
@@ -38,12 +40,14 @@ def check_lists(p: ProbeConfig) -> None:
     check_list_files("probe", p)
 
 
-def probe_features(cfg: ProbeJob, checkpoint: str | None, run: RunDir) -> tuple[dict[str, FeatureSet], str]:
+def probe_features(cfg: ProbeJob, checkpoint: str | None, run: RunDir, pooling: str | None = None
+                   ) -> tuple[dict[str, FeatureSet], str]:
     """Train, val and (when probe.test_list is set) test features of the encoder (a checkpoint, or a random init when
     `checkpoint` is None), from the cache when it matches. Returns ({split: features}, encoder identity) and sets
-    cfg.model to the config the checkpoint describes."""
+    cfg.model to the config the checkpoint describes. `pooling`: None = probe.pooling; "tokens" = every token."""
     p = cfg.probe
     check_lists(p)
+    pooling = pooling or p.pooling
     device = resolve_device(p.device)
     encoder, model_cfg, identity = load_frozen_encoder(checkpoint, cfg.model, seed=p.seed)
     cfg.model = model_cfg  # the config the checkpoint describes is the one written beside the results
@@ -61,7 +65,7 @@ def probe_features(cfg: ProbeJob, checkpoint: str | None, run: RunDir) -> tuple[
         fs, reused = list_features(encoder, identity, model_cfg, path, p.data_root, p.sampling_rate, cache, split,
                                    flip_view=flip, test_views=(p.test_clips, p.test_crops),
                                    batch_size=p.extract_batch_size, num_workers=p.num_workers, device=device,
-                                   dtype=dtype, progress=progress, pooling=p.pooling)
+                                   dtype=dtype, progress=progress, pooling=pooling)
         run.echo(f"{split}: {fs.feats.shape[0]} videos, feature dim {fs.feats.shape[-1]}"
                  f"{' (cached)' if reused else ''}{f', {fs.skipped} skipped' if fs.skipped else ''}")
         sets[split] = fs
@@ -74,12 +78,13 @@ def _num_classes(sets: dict[str, FeatureSet]) -> int:
     return max(int(fs.labels.max()) for fs in sets.values()) + 1
 
 
-def _start(cfg: ProbeJob, checkpoint: str | None) -> tuple[RunDir, dict[str, FeatureSet], dict[str, Any]]:
+def _start(cfg: ProbeJob, checkpoint: str | None, pooling: str | None = None
+           ) -> tuple[RunDir, dict[str, FeatureSet], dict[str, Any]]:
     """Run directory, features and the results' common head (encoder, identity, classes, split sizes)."""
     check_lists(cfg.probe)  # before the run directory and the encoder
     run = RunDir(cfg.run.out_dir, quiet=cfg.run.quiet)
     run.save_config(cfg)
-    sets, identity = probe_features(cfg, checkpoint, run)
+    sets, identity = probe_features(cfg, checkpoint, run, pooling)
     run.save_config(cfg)  # again: the model section may now come from the checkpoint
     head = {"encoder": checkpoint or "random init", "identity": identity, "num_classes": _num_classes(sets),
             **{f"num_{split}": int(fs.feats.shape[0]) for split, fs in sets.items()}}
@@ -97,10 +102,11 @@ def _line(m: dict[str, float]) -> str:
 
 
 def run_probe(cfg: ProbeJob, checkpoint: str | None) -> dict[str, Any]:
-    """Linear probing with every lr of `cfg.probe.lrs` trained together. Returns results.json's content: the common
-    head, `protocol`, `best_lr`, `best` (the number to report), `per_lr` (last epoch) and, with a test list,
-    `selected` = {lr, epoch, val, test}."""
-    run, sets, head = _start(cfg, checkpoint)
+    """Linear (probe.head=linear) or attentive (probe.head=attentive, on every output token) probing with every lr of
+    `cfg.probe.lrs` trained together. Returns results.json's content: the common head, `head`, `protocol`, `best_lr`,
+    `best` (the number to report), `per_lr` (last epoch) and, with a test list, `selected` = {lr, epoch, val, test}."""
+    attentive = cfg.probe.head == "attentive"
+    run, sets, head = _start(cfg, checkpoint, "tokens" if attentive else None)
     train, val, test = sets["train"], sets["val"], sets.get("test")
     g = torch.Generator().manual_seed(cfg.probe.seed)
     bar = run.progress(total=cfg.probe.epochs, desc="probe")
@@ -109,10 +115,18 @@ def run_probe(cfg: ProbeJob, checkpoint: str | None) -> dict[str, Any]:
         run.log({"kind": "probe", **record})
         bar.update(1)
 
-    result = train_linear_probe(train.feats, train.labels, val.feats, val.labels, cfg.probe, g,
-                                num_classes=head["num_classes"], device=resolve_device(cfg.probe.device), log=log,
-                                test_feats=None if test is None else test.feats,
-                                test_labels=None if test is None else test.labels)
+    device = resolve_device(cfg.probe.device)
+    if attentive:
+        result = train_attentive_probe(train.feats, train.labels, val.feats, val.labels, cfg.probe, g,
+                                       num_classes=head["num_classes"], device=device, log=log,
+                                       test_tokens=None if test is None else test.feats,
+                                       test_labels=None if test is None else test.labels,
+                                       num_heads=cfg.probe.attentive_heads)
+    else:
+        result = train_linear_probe(train.feats, train.labels, val.feats, val.labels, cfg.probe, g,
+                                    num_classes=head["num_classes"], device=device, log=log,
+                                    test_feats=None if test is None else test.feats,
+                                    test_labels=None if test is None else test.labels)
     bar.close()
     results = {**head, **result.to_dict()}
     for lr, m in zip(result.lrs, result.metrics):

@@ -60,15 +60,14 @@ class TadConfig:
     out_dir: str = ""  # where <video id>.npy go; "" = <run.out_dir>/features
     stride: int = 4  # frames between window starts (THUMOS-14 with ActionFormer / OpenTAD: 4)
     frame_stride: int = 1  # frames between the window's frames (1: 16 consecutive frames)
-    batch_size: int = 16  # windows per forward pass
-    chunk: int = 256  # frames decoded at once (memory: chunk x H x W x 3 bytes)
+    batch_size: int = 16  # windows per forward pass (and decoded together: ~batch_size * stride + 16 frames)
     dtype: str = "float32"  # float32 | float16 (the stored arrays)
     device: str = "auto"  # auto | cpu | cuda
     skip_existing: bool = True  # keep a video's .npy that is already there (restartable)
 
     def validate(self) -> None:
-        if self.stride < 1 or self.frame_stride < 1 or self.batch_size < 1 or self.chunk < 1:
-            raise ConfigError("tad.stride, tad.frame_stride, tad.batch_size and tad.chunk must be >= 1")
+        if self.stride < 1 or self.frame_stride < 1 or self.batch_size < 1:
+            raise ConfigError("tad.stride, tad.frame_stride and tad.batch_size must be >= 1")
         check_choice("tad.dtype", self.dtype, ("float32", "float16"))
         check_choice("tad.device", self.device, ("auto", "cpu", "cuda"))
 

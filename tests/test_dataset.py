@@ -166,8 +166,55 @@ def test_multiple_samples_from_one_decode_and_collate(videos):
     batch = collate([ds[0], item])
     assert batch["video"].shape == (4, 3, 8, 32, 32)
     assert batch["label"].tolist() == [0, 0, 1, 1] and batch["index"].tolist() == [0, 0, 1, 1]
-    starts = {clip_ids(ds[(e, 2)]["video"][s])[0] for e in range(5) for s in range(2)}
-    assert len(starts) > 2  # each sample draws its own start
+    starts = [[clip_ids(ds[(e, 2)]["video"][s])[0] for s in range(2)] for e in range(5)]
+    assert all(a == b for a, b in starts)  # the samples share one decoded clip
+
+
+def test_repeated_augmentation_shares_frames_with_own_crops(videos):
+    one = _dataset(videos["good"], num_samples=1)
+    four = _dataset(videos["good"], num_samples=4, crop_scales=SCALES)
+    for key in [(0, 0), (1, 2), (3, 1)]:
+        clips = four[key]["video"]  # (4, 3, 8, 32, 32)
+        assert clips.shape == (4, 3, 8, 32, 32)
+        assert torch.equal(clips[0], one[key]["video"])  # sample 0 is the num_samples=1 clip
+        assert len({tuple(clip_ids(c)) for c in clips}) == 1  # one start for all samples
+        assert torch.equal(clips, _dataset(videos["good"], num_samples=4)[key]["video"])  # deterministic
+
+
+def test_repeated_augmentation_gives_each_sample_its_own_crop(tmp_path):
+    texture = np.random.default_rng(0).integers(0, 255, (1, 48, 64, 3), dtype=np.uint8).repeat(40, 0)
+    path = str(write_video(tmp_path / "texture.mp4", texture, fps=25))  # flat frames would hide the crops
+    ds = VideoClipDataset([VideoEntry(path, 0)], 8, 4, 32, train=True, num_samples=4, flip=True, seed=0)
+    clips = ds[0]["video"]  # (4, 3, 8, 32, 32)
+    assert sum(not torch.equal(clips[a], clips[b]) for a in range(4) for b in range(a + 1, 4)) >= 5
+
+
+def test_per_sample_start_draws_a_start_per_sample(videos):
+    ds = _dataset(videos["good"], num_samples=2, per_sample_start=True, crop_scales=(1.0,), flip=False)
+    starts = [[clip_ids(ds[(e, 2)]["video"][s])[0] for s in range(2)] for e in range(6)]
+    assert any(a != b for a, b in starts)
+    for e in range(6):  # each sample is its own stride-4 clip
+        for clip in ds[(e, 1)]["video"]:
+            assert all(d == 4 for d in np.diff(clip_ids(clip)))
+
+
+def test_keyframe_starts_lie_within_the_window(tmp_path):
+    path = str(write_video(tmp_path / "gop.mp4", numbered_frames(60), fps=25, gop=8))
+    from smile_video.data.decode import PyAVReader
+
+    with PyAVReader(path) as reader:
+        keys = reader.key_frames
+    for window in (0, 2):
+        ds = VideoClipDataset([VideoEntry(path, 0)], 8, 4, 32, train=True, crop_scales=(1.0,), seed=1,
+                              start_sampling="keyframe", keyframe_window=window, decoder="pyav")
+        starts = {clip_ids(ds[(e, 0)]["video"])[0] for e in range(30)}
+        allowed = {k + j for k in keys for j in range(window + 1)}
+        assert starts <= allowed and len(starts) > 1, (window, starts, keys)
+    g = torch.Generator().manual_seed(0)  # keyframes unknown, or none where the clip fits: uniform starts
+    from smile_video.data.sampling import keyframe_train_indices
+    assert len({int(keyframe_train_indices(60, 8, 4, None, 0, g)[0]) for _ in range(40)}) > 5
+    assert len({int(keyframe_train_indices(60, 8, 4, [50], 0, g)[0]) for _ in range(40)}) > 5
+    assert {int(keyframe_train_indices(60, 8, 4, [0, 10, 50], 0, g)[0]) for _ in range(40)} == {0, 10}
 
 
 def test_test_mode_views_are_deterministic(videos):
@@ -228,6 +275,8 @@ def test_constructor_checks_arguments(videos):
         VideoClipDataset([], 8, 4, 32, True)
     with pytest.raises(ValueError, match="unknown decoder"):
         _dataset(videos["good"], decoder="cv2")
+    with pytest.raises(ValueError, match="start_sampling"):
+        _dataset(videos["good"], start_sampling="scene")
     with pytest.raises(ValueError, match="crop_scales"):
         _dataset(videos["good"], crop_scales=(1.5,))
 

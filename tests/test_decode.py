@@ -18,7 +18,10 @@ from smile_video.data.decode import (
     count_frames,
     decode_frames,
     decord_available,
+    decoder_available,
+    installed_decoders,
     open_video,
+    resolve_decoder,
 )
 from smile_video.data.video_io import available_codec, read_video, write_video
 
@@ -149,6 +152,56 @@ def test_index_past_the_end(long_video):
 def test_decord_matches_pyav(long_video):
     indices = [5, 40, 12]
     assert torch.equal(decode_frames(long_video, indices, "decord"), decode_frames(long_video, indices, "pyav"))
+
+
+needs_torchcodec = pytest.mark.skipif(
+    not decoder_available("torchcodec"),
+    reason="torchcodec is not installed or cannot load FFmpeg's shared libraries (pip install torchcodec; "
+           "apt-get install ffmpeg)")
+
+
+@needs_torchcodec
+def test_torchcodec_matches_pyav(long_video):
+    indices = [5, 40, 12, 5, 59]
+    frames = decode_frames(long_video, indices, "torchcodec")
+    assert frames.shape == (5, 32, 32, 3) and frames.dtype == torch.uint8
+    assert frame_ids(frames) == indices
+    assert (frames.int() - decode_frames(long_video, indices, "pyav").int()).abs().max() <= 2  # RGB conversion
+    with open_video(long_video, "torchcodec") as reader:
+        assert reader.num_frames == 60 and reader.fps == 30
+
+
+@needs_torchcodec
+@pytest.mark.parametrize("kind, reason", [("missing", "missing"), ("corrupt", "cannot open"),
+                                          ("truncated", "corrupt|truncated|cannot open")])
+def test_torchcodec_bad_files_raise_a_clear_error(tmp_path, long_video, kind, reason):
+    path = tmp_path / f"{kind}.mp4"
+    if kind == "corrupt":
+        path.write_bytes(os.urandom(4000))
+    elif kind == "truncated":
+        data = Path(long_video).read_bytes()
+        path.write_bytes(data[: len(data) // 3])
+    with pytest.raises(VideoDecodeError, match=reason) as info:
+        with open_video(path, "torchcodec") as reader:
+            reader.get_frames(range(reader.num_frames))
+    assert str(info.value).startswith(str(path))
+
+
+def test_every_reader_knows_the_keyframes(long_video):
+    with PyAVReader(long_video) as reader:
+        keys = reader.key_frames
+    assert keys[0] == 0 and len(keys) >= 60 // 8 and max(np.diff(keys)) <= 8  # gop=8
+    for name in installed_decoders():
+        with open_video(long_video, name) as reader:
+            assert reader.key_frames == keys, name
+
+
+def test_auto_picks_an_installed_decoder_and_cuda_needs_torchcodec(long_video):
+    name = resolve_decoder("auto")
+    assert name == installed_decoders()[0] and decoder_available(name)
+    assert resolve_decoder("pyav") == "pyav"
+    with pytest.raises(ValueError, match="decoding on 'cuda' needs decoder 'torchcodec'"):
+        open_video(long_video, "pyav", device="cuda")
 
 
 def test_unknown_decoder(long_video):

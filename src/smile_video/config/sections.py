@@ -183,11 +183,22 @@ class DataConfig:
     background: str = "noise"
     epoch_size: int = 256  # clips per epoch for the synthetic source
     sampling_rate: int = 4  # temporal stride: 4 for K400, 2 for SSv2 (F.3)
-    num_samples: int = 1  # multiple sampling: clips (each with its own mask) per decoded video (F.3 uses 2)
+    # Multiple sampling (F.3 uses 2): clips per decoded clip, each with its own crop, flip, motion and mask; the frames
+    # are decoded once and shared, as in VideoMAE / SMILE (repeated augmentation).
+    num_samples: int = 1
+    per_sample_start: bool = False  # true: each of the num_samples clips draws its own start (and decodes it)
+    # Where train clips start: uniform (any frame) | keyframe (at most keyframe_window frames after a keyframe: no
+    # decoding lead-in, but biased towards shot starts; docs/data.md)
+    start_sampling: str = "uniform"
+    keyframe_window: int = 0
     crop_scales: list[float] = field(default_factory=lambda: [1.0, 0.875, 0.75, 0.66])  # GroupMultiScaleCrop
     flip: bool = False
-    decoder: str = "pyav"  # pyav | decord
-    num_workers: int = 0
+    decoder: str = "auto"  # auto (the fastest installed: torchcodec, decord, pyav) | pyav | decord | torchcodec
+    decode_device: str = "cpu"  # cpu | cuda (NVDEC; needs torchcodec with CUDA and spawned DataLoader workers)
+    # DataLoader worker processes per rank: -1 = auto (CPU cores per rank - 1, at most 10, when videos are decoded;
+    # 0 for the purely synthetic sources); 0 = load in the training process
+    num_workers: int = -1
+    prefetch_factor: int = 2  # micro-batches each worker keeps ready
     min_frames: int = 0  # videos with fewer frames are skipped as too short; 0 = the clip length (model.num_frames)
     max_skips: int = 10  # consecutive bad videos tolerated for one item before training stops with an error
     label_map: str = ""  # optional file mapping class names to ids (docs/data.md); else sorted names
@@ -197,12 +208,19 @@ class DataConfig:
             raise ConfigError("data.min_frames and data.max_skips must be >= 0")
         check_choice("data.source", self.source, ("synthetic", "video"))
         check_choice("data.background", self.background, ("noise", "black", "image", "frame", "video"))
-        check_choice("data.decoder", self.decoder, ("pyav", "decord"))
+        check_choice("data.decoder", self.decoder, ("auto", "pyav", "decord", "torchcodec"))
+        check_choice("data.decode_device", self.decode_device, ("cpu", "cuda"))
+        check_choice("data.start_sampling", self.start_sampling, ("uniform", "keyframe"))
+        if self.keyframe_window < 0 or self.prefetch_factor < 1:
+            raise ConfigError(f"data.keyframe_window must be >= 0 and data.prefetch_factor >= 1, got "
+                              f"{self.keyframe_window}, {self.prefetch_factor}")
+        if self.decode_device == "cuda" and self.decoder not in ("auto", "torchcodec"):
+            raise ConfigError(f"data.decode_device=cuda needs data.decoder=torchcodec (or auto), got {self.decoder!r}")
         if self.source == "video" and not self.train_list:
             raise ConfigError("data.train_list: data.source=video needs a list of videos (data.train_list=PATH)")
-        if self.sampling_rate < 1 or self.num_samples < 1 or self.epoch_size < 1 or self.num_workers < 0:
+        if self.sampling_rate < 1 or self.num_samples < 1 or self.epoch_size < 1 or self.num_workers < -1:
             raise ConfigError("data.sampling_rate, data.num_samples and data.epoch_size must be >= 1; "
-                              "data.num_workers >= 0")
+                              "data.num_workers >= 0 (or -1 = auto)")
 
 
 @dataclass

@@ -8,6 +8,12 @@ their own copy of the dataset), from indexing with an ``(epoch, index)`` pair.
 Bad files: a missing, corrupt, truncated or too-short video is logged (once per file and process) and replaced by the
 next entry, ``i + 1, i + 2, ...`` (wrapping), at most `max_skips` times; each skipped file and its reason are returned
 under ``"skipped"`` so the engine can count them. More consecutive failures raise `TooManyBadVideos`.
+
+Repeated augmentation (train mode, ``num_samples = S > 1``), as VideoMAE / SMILE pretraining do it: one clip's frames
+are decoded once and S clips are made from them, each with its own multi-scale crop and flip (and, in the engine, its
+own motion and mask). The draws of sample k come after those of samples 0..k-1 from the item's generator, so sample 0
+is the clip the item would be with S = 1. `per_sample_start=True` is the older behaviour: each sample draws its own
+start, so S clips cost about S decodes.
 """
 
 from __future__ import annotations
@@ -22,9 +28,9 @@ import torch
 from ..config import DataConfig
 from ..seeding import derive_seed
 from .collate import collate
-from .decode import DECODERS, VideoDecodeError, open_video
+from .decode import VideoDecodeError, open_video, resolve_decoder
 from .lists import VideoEntry, read_video_list
-from .sampling import TooShortError, eval_indices, train_indices
+from .sampling import TooShortError, eval_indices, keyframe_train_indices, train_indices
 from .transforms import spatial_views, train_transform
 
 __all__ = ["VideoClipDataset", "TooManyBadVideos", "collate", "item_seed", "build_video_dataset"]
@@ -44,8 +50,10 @@ def item_seed(seed: int, epoch: int, index: int, attempt: int = 0) -> int:
 class VideoClipDataset(torch.utils.data.Dataset):
     """Clips from `entries`.
 
-    Train mode: each item decodes its video once and takes `num_samples` clips from it, each with its own random
-    start, multi-scale crop and flip (the paper's multiple sampling, F.3). Test mode: ``test_views = (clips, crops)``
+    Train mode: each item decodes one clip of its video and makes `num_samples` clips from it, each with its own
+    multi-scale crop and flip (the paper's multiple sampling, F.3; with `per_sample_start`, each with its own start
+    too). `start_sampling="keyframe"`: starts at most `keyframe_window` frames after a keyframe (sampling.py says what
+    that biases). Test mode: ``test_views = (clips, crops)``
     evenly placed temporal clips times spatial crops, in clip-major order.
 
     Item: ``{"video": uint8 (S, 3, T, size, size)``, or ``(3, T, size, size)`` when S == 1 (S = num_samples in
@@ -56,7 +64,9 @@ class VideoClipDataset(torch.utils.data.Dataset):
     def __init__(self, entries: list[VideoEntry], num_frames: int, sampling_rate: int, size: int, train: bool,
                  num_samples: int = 1, crop_scales: Sequence[float] = (1.0, 0.875, 0.75, 0.66), flip: bool = False,
                  seed: int = 0, decoder: str = "pyav", test_views: tuple[int, int] = (1, 1),
-                 min_frames: int | None = None, max_skips: int = 10, cache_frames: bool = False):
+                 min_frames: int | None = None, max_skips: int = 10, cache_frames: bool = False,
+                 per_sample_start: bool = False, start_sampling: str = "uniform", keyframe_window: int = 0,
+                 decode_device: str = "cpu"):
         if not entries:
             raise ValueError("VideoClipDataset: the list of entries is empty")
         if num_frames < 1 or sampling_rate < 1 or size < 1 or num_samples < 1:
@@ -66,8 +76,13 @@ class VideoClipDataset(torch.utils.data.Dataset):
             raise ValueError(f"VideoClipDataset: test_views must be (clips, crops) >= 1, got {test_views}")
         if not crop_scales or not all(0 < s <= 1 for s in crop_scales):
             raise ValueError(f"VideoClipDataset: crop_scales must be non-empty and in (0, 1], got {crop_scales}")
-        if decoder not in DECODERS:
-            raise ValueError(f"VideoClipDataset: unknown decoder {decoder!r}; choose one of {list(DECODERS)}")
+        try:
+            decoder = resolve_decoder(decoder)
+        except ValueError as e:
+            raise ValueError(f"VideoClipDataset: {e}") from None
+        if start_sampling not in ("uniform", "keyframe") or keyframe_window < 0:
+            raise ValueError(f"VideoClipDataset: start_sampling must be 'uniform' or 'keyframe' and keyframe_window "
+                             f">= 0, got {start_sampling!r}, {keyframe_window}")
         if min_frames is not None and min_frames < 1:
             raise ValueError(f"VideoClipDataset: min_frames must be >= 1 (or None = num_frames), got {min_frames}")
         self.entries = list(entries)
@@ -75,10 +90,13 @@ class VideoClipDataset(torch.utils.data.Dataset):
         self.num_samples, self.crop_scales, self.flip = num_samples, tuple(crop_scales), flip
         self.seed, self.decoder, self.test_views = seed, decoder, tuple(test_views)
         self.min_frames, self.max_skips = min_frames, max_skips
+        self.per_sample_start, self.start_sampling, self.keyframe_window = per_sample_start, start_sampling, \
+            keyframe_window
+        self.decode_device = decode_device
         # cache_frames: keep every decoded file's frames in memory (uint8, per process) and decode each file once;
         # for small lists read for many epochs (the embedded benchmark: 320 clips, ~63 MB). Same frames as decoding.
         self.cache_frames = cache_frames
-        self._frames: dict[str, torch.Tensor] = {}
+        self._frames: dict[str, tuple[torch.Tensor, list[int] | None]] = {}
         self.epoch = 0
         self._warned: set[str] = set()
 
@@ -121,17 +139,21 @@ class VideoClipDataset(torch.utils.data.Dataset):
         S == 1, ``(3, T, size, size)`` uint8."""
         if self.cache_frames:
             if entry.path not in self._frames:
-                with open_video(entry.path, self.decoder) as reader:
-                    self._frames[entry.path] = reader.get_frames(list(range(reader.num_frames)))  # (L, H, W, 3)
-            every = self._frames[entry.path]
-            idx = self._indices(entry, every.shape[0], generator)
-            frames = every[idx.flatten()]  # (C * T, H, W, 3)
+                with open_video(entry.path, self.decoder, self.decode_device) as reader:
+                    every = reader.get_frames(list(range(reader.num_frames)))  # (L, H, W, 3)
+                    self._frames[entry.path] = every, reader.key_frames
+            every, keys = self._frames[entry.path]
+            idx = self._indices(entry, every.shape[0], keys, generator)
+            frames = every[idx.flatten().to(every.device)]  # (C * T, H, W, 3)
         else:
-            with open_video(entry.path, self.decoder) as reader:
-                idx = self._indices(entry, reader.num_frames, generator)
+            with open_video(entry.path, self.decoder, self.decode_device) as reader:
+                keys = reader.key_frames if self.train and self.start_sampling == "keyframe" else None
+                idx = self._indices(entry, reader.num_frames, keys, generator)
                 frames = reader.get_frames(idx.flatten().tolist())  # (C * T, H, W, 3)
         c, t = idx.shape
         clips = frames.view(c, t, *frames.shape[1:]).permute(0, 4, 1, 2, 3)  # (C, 3, T, H, W)
+        if self.train and c < self.num_samples:  # repeated augmentation: the same frames for every sample
+            clips = clips.expand(self.num_samples, *clips.shape[1:])  # (S, 3, T, H, W), a view
         if self.train:
             out = torch.stack([train_transform(clip, self.size, self.crop_scales, self.flip, generator)
                                for clip in clips])  # (S, 3, T, size, size)
@@ -139,13 +161,21 @@ class VideoClipDataset(torch.utils.data.Dataset):
             out = torch.cat([spatial_views(clip, self.size, self.test_views[1]) for clip in clips])
         return out[0] if out.shape[0] == 1 else out
 
-    def _indices(self, entry: VideoEntry, available: int, generator: torch.Generator) -> torch.Tensor:
-        """Frame indices in the file (C, T), C = num_samples (train) or test clips, for a file of `available`
-        frames."""
+    def _indices(self, entry: VideoEntry, available: int, key_frames: list[int] | None,
+                 generator: torch.Generator) -> torch.Tensor:
+        """Frame indices in the file (C, T) for a file of `available` frames: C = 1 in train mode (one decoded clip
+        shared by the samples), num_samples with `per_sample_start`, the number of test clips in test mode."""
         offset, length = self._segment(entry, available)
         if self.train:
-            idx = torch.stack([train_indices(length, self.num_frames, self.sampling_rate, generator,
-                                             self.min_frames) for _ in range(self.num_samples)])
+            starts = self.num_samples if self.per_sample_start else 1
+            if self.start_sampling == "keyframe":
+                keys = None if key_frames is None else [k - offset for k in key_frames if 0 <= k - offset < length]
+                idx = torch.stack([keyframe_train_indices(length, self.num_frames, self.sampling_rate, keys,
+                                                          self.keyframe_window, generator, self.min_frames)
+                                   for _ in range(starts)])
+            else:
+                idx = torch.stack([train_indices(length, self.num_frames, self.sampling_rate, generator,
+                                                 self.min_frames) for _ in range(starts)])
         else:
             idx = eval_indices(length, self.num_frames, self.sampling_rate, self.test_views[0], self.min_frames)
         return idx + offset
@@ -167,4 +197,6 @@ def build_video_dataset(cfg: DataConfig, num_frames: int, size: int, seed: int, 
     return VideoClipDataset(entries, num_frames=num_frames, sampling_rate=cfg.sampling_rate, size=size, train=train,
                             num_samples=cfg.num_samples if train else 1, crop_scales=tuple(cfg.crop_scales),
                             flip=cfg.flip, seed=seed, decoder=cfg.decoder, min_frames=cfg.min_frames or None,
-                            max_skips=cfg.max_skips)
+                            max_skips=cfg.max_skips, per_sample_start=cfg.per_sample_start,
+                            start_sampling=cfg.start_sampling, keyframe_window=cfg.keyframe_window,
+                            decode_device=cfg.decode_device)

@@ -1,4 +1,4 @@
-"""Frame-accurate decoding of selected frames: PyAV (default), decord (when installed), frame folders.
+"""Frame-accurate decoding of selected frames: PyAV, decord and torchcodec (when installed), frame folders.
 
 Every reader gives ``get_frames(indices) -> (N, H, W, 3) uint8`` in the order asked (repeats allowed), with frame
 ``i`` the i-th frame in presentation order. Every failure (missing file, no video stream, corrupt or truncated data,
@@ -7,6 +7,10 @@ an index past the end) raises `VideoDecodeError`, whose message starts with the 
 PyAV reader: at open it demuxes the stream once without decoding, which gives the exact frame count and each frame's
 timestamp and keyframe flag (exact for variable frame rates too). `get_frames` then seeks to the last keyframe at or
 before the first wanted frame and decodes only up to the last wanted one.
+
+Choosing a decoder: `resolve_decoder("auto")` is the first installed of `AUTO_ORDER` (the fastest per core in
+benchmarks/data.py; docs/benchmarks.md). Every reader also gives `key_frames` (sorted keyframe indices, or None when
+the decoder cannot tell), which keyframe-aligned start sampling uses.
 """
 
 from __future__ import annotations
@@ -26,9 +30,12 @@ from PIL import Image
 from .lists import IMAGE_EXTENSIONS
 
 __all__ = ["VideoDecodeError", "VideoReader", "PyAVReader", "DecordReader", "FrameFolderReader", "DECODERS",
-           "decord_available", "open_video", "decode_frames", "count_frames", "check_video"]
+           "AUTO_ORDER", "decord_available", "decoder_available", "installed_decoders", "resolve_decoder",
+           "open_video", "decode_frames", "count_frames", "check_video"]
 
-DECODERS = ("pyav", "decord")
+DECODERS = ("pyav", "decord", "torchcodec")
+# `auto` takes the first installed of these: fastest first, as measured by benchmarks/data.py (docs/benchmarks.md).
+AUTO_ORDER = ("torchcodec", "decord", "pyav")
 
 
 class VideoDecodeError(RuntimeError):
@@ -47,6 +54,33 @@ def decord_available() -> bool:
     return True
 
 
+def decoder_available(name: str) -> bool:
+    """Whether decoder `name` can run here (torchcodec also needs FFmpeg's shared libraries)."""
+    if name == "pyav":
+        return True
+    if name == "decord":
+        return decord_available()
+    if name == "torchcodec":
+        from .torchcodec_reader import torchcodec_available
+
+        return torchcodec_available()
+    raise ValueError(f"unknown decoder {name!r}; choose one of {list(DECODERS)}")
+
+
+def installed_decoders() -> list[str]:
+    """The decoders that can run here, in `AUTO_ORDER`."""
+    return [name for name in AUTO_ORDER if decoder_available(name)]
+
+
+def resolve_decoder(name: str) -> str:
+    """``auto`` -> the fastest installed decoder; a named decoder is returned as is (checked to be known)."""
+    if name == "auto":
+        return installed_decoders()[0]
+    if name not in DECODERS:
+        raise ValueError(f"unknown decoder {name!r}; choose one of {['auto', *DECODERS]}")
+    return name
+
+
 def _describe(e: BaseException) -> str:
     """An exception as `Type: message`, without the file name PyAV appends."""
     text = getattr(e, "strerror", None) or str(e)
@@ -59,6 +93,11 @@ class VideoReader(ABC):
     path: str
     num_frames: int
     fps: float
+
+    @property
+    def key_frames(self) -> list[int] | None:
+        """Sorted indices of the keyframes (decoding can start there without a lead-in); None = unknown."""
+        return None
 
     @abstractmethod
     def _read(self, wanted: list[int]) -> dict[int, np.ndarray]:
@@ -148,6 +187,10 @@ class PyAVReader(VideoReader):
             self._key_indices = [i for i, p in enumerate(order) if p in key_pts]
             self._order = order
         self._used = True  # demuxing consumed the container
+
+    @property
+    def key_frames(self) -> list[int] | None:
+        return list(self._key_indices) if self._exact else None
 
     def _rewind(self) -> None:
         """A container at the start: reopened only after use (a fresh one is the most reliable rewind)."""
@@ -249,6 +292,10 @@ class DecordReader(VideoReader):
             raise VideoDecodeError(self.path, f"corrupt data ({_describe(e)})") from None
         return dict(zip(wanted, batch))
 
+    @property
+    def key_frames(self) -> list[int] | None:
+        return sorted(int(k) for k in self._vr.get_key_indices())
+
     def close(self) -> None:
         self._vr = None
 
@@ -282,12 +329,20 @@ class FrameFolderReader(VideoReader):
         return out
 
 
-def open_video(path: str | Path, decoder: str = "pyav") -> VideoReader:
-    """Open a video file with `decoder` ('pyav' or 'decord'), or a frame folder (any decoder)."""
-    if decoder not in DECODERS:
-        raise ValueError(f"unknown decoder {decoder!r}; choose one of {list(DECODERS)}")
+def open_video(path: str | Path, decoder: str = "pyav", device: str = "cpu") -> VideoReader:
+    """Open a video file with `decoder` ('pyav', 'decord', 'torchcodec' or 'auto'), or a frame folder (any decoder).
+
+    `device`: where frames are decoded to; 'cuda' (NVDEC) needs torchcodec. Frame folders are read on the CPU.
+    """
+    decoder = resolve_decoder(decoder)
+    if device != "cpu" and decoder != "torchcodec":
+        raise ValueError(f"decoding on {device!r} needs decoder 'torchcodec', got {decoder!r}")
     if os.path.isdir(path):
         return FrameFolderReader(path)
+    if decoder == "torchcodec":
+        from .torchcodec_reader import TorchCodecReader
+
+        return TorchCodecReader(path, device=device)
     return DecordReader(path) if decoder == "decord" else PyAVReader(path)
 
 

@@ -37,12 +37,14 @@ class BackgroundClips(Dataset):
     def __len__(self) -> int:
         return self.length if self.videos is None else len(self.videos)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        g = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch, index))
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        """Item `key` of the current epoch, or ``(epoch, index)`` (for persistent workers, as the video datasets)."""
+        epoch, index = (int(key[0]), int(key[1])) if isinstance(key, tuple) else (self.epoch, int(key))
+        g = torch.Generator().manual_seed(derive_seed(self.seed, epoch, index))
         skipped: list[str] = []
         natural = None
         if self.videos is not None:
-            item = self.videos[index]
+            item = self.videos[(epoch, index)]
             natural, skipped = item["video"], list(item.get("skipped", []))
             if natural.dim() == 5:  # several samples from one decode: keep the first
                 natural = natural[0]

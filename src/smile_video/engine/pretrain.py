@@ -38,10 +38,11 @@ from .distributed import (
     init_distributed,
     max_param_divergence,
 )
+from .loader import loader_options
 from .optim import build_adamw, cosine_lr, set_lr
 from .plan import Plan, make_plan
 from .report import plot_loss_curve
-from .sampler import StepBatchSampler
+from .sampler import RunBatchSampler
 from .step import MicroStep
 
 
@@ -207,16 +208,13 @@ class Pretrainer:
         return loss
 
     # ---------------------------------------------------------------------------------------------------------- run
-    def loader(self, pass_index: int, start_step: int) -> DataLoader:
+    def loader(self, start_step: int) -> DataLoader:
+        """One loader for the rest of the run (items keyed by (pass, index)): its workers start once and keep
+        decoding across pass and stage boundaries. Workers, pinning and prefetch: `engine.loader`."""
         plan = self.plan
-        if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(pass_index)
-        sampler = StepBatchSampler(len(self.dataset), plan.items_per_slot, plan.world_size, self.info.rank,
-                                   plan.accum_steps, self.cfg.train.seed, pass_index, start_step)
-        workers = self.cfg.data.num_workers
-        return DataLoader(self.dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate,
-                          pin_memory=self.device.type == "cuda", persistent_workers=False,
-                          prefetch_factor=4 if workers else None)
+        sampler = RunBatchSampler(len(self.dataset), plan.items_per_slot, plan.world_size, self.info.rank,
+                                  plan.accum_steps, self.cfg.train.seed, plan.total_passes, start_step)
+        return DataLoader(self.dataset, batch_sampler=sampler, collate_fn=collate, **self.data_options)
 
     def run(self) -> Path:
         plan, cfg, rd = self.plan, self.cfg, self.run_dir
@@ -224,22 +222,31 @@ class Pretrainer:
                 f"{[(s.name, s.passes) for s in plan.stages]}), batch {cfg.train.batch_size} = "
                 f"{plan.micro_batch} x {plan.world_size} ranks x {plan.accum_steps} accumulation, "
                 f"peak lr {plan.peak_lr:.3g}, device {self.device}")
-        meter = Meter()
+        self.data_options = loader_options(cfg.data, self.device)
+        decoder = getattr(self.dataset, "decoder", None) or getattr(getattr(self.dataset, "videos", None), "decoder",
+                                                                    None)
+        rd.echo(f"data: {self.data_options['num_workers']} loader workers, "
+                f"pin_memory={self.data_options['pin_memory']}" + (f", decoder {decoder} (data.decoder="
+                                                                     f"{cfg.data.decoder})" if decoder else ""))
+        meter, total = Meter(), Meter()
         bar = rd.progress(total=plan.total_steps, initial=self.step, desc="pretrain")
         self.net.train()
+        it = iter(self.loader(self.step))
         for pass_index in range(plan.total_passes):
-            first, end = pass_index * plan.steps_per_pass, (pass_index + 1) * plan.steps_per_pass
+            end = (pass_index + 1) * plan.steps_per_pass
             stage_index, stage = plan.stage_of_pass(pass_index)
             if self.step >= end:
                 continue
             if self.step == plan.stage_start_step(stage_index):
                 rd.echo(f"stage {stage.name} ({stage.mode} clips) starts at step {self.step}")
                 rd.log({"event": "stage_start", "stage": stage.name, "mode": stage.mode, "step": self.step})
-            it = iter(self.loader(pass_index, self.step - first))
             while self.step < end:
                 t0 = time.perf_counter()
                 batches = [next(it) for _ in range(plan.accum_steps)]
-                meter.wait += time.perf_counter() - t0
+                wait = time.perf_counter() - t0
+                meter.wait += wait
+                total.wait += wait
+                total.clips += cfg.train.batch_size
                 skipped = sum(len(b.get("skipped", [])) for b in batches)
                 self.skipped_total += all_reduce_sum_int(skipped, self.info)
                 loss = self.optimizer_step(batches, stage.mode)
@@ -255,6 +262,14 @@ class Pretrainer:
                 self.save(stage.name)
                 rd.log({"event": "stage_end", "stage": stage.name, "step": self.step})
         bar.close()
+        del it  # stops the loader's workers
+        if total.clips:
+            elapsed = max(1e-9, time.perf_counter() - total.start)
+            summary = {"event": "throughput", "step": self.step, "clips_per_s": total.clips / elapsed,
+                       "data_wait": total.wait / elapsed, "num_workers": self.data_options["num_workers"]}
+            rd.log(summary)
+            rd.echo(f"throughput: {summary['clips_per_s']:.1f} clips/s over {self.step} steps; waiting for data "
+                    f"{summary['data_wait']:.0%} of the time")
         if self.info.enabled:  # DDP must leave every rank with the same weights
             divergence = max_param_divergence(self.model, self.info)
             rd.log({"event": "ddp_check", "world_size": self.info.world_size, "max_param_divergence": divergence})

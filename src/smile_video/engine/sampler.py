@@ -58,3 +58,28 @@ class StepBatchSampler:
                 slot = self.rank * self.accum_steps + a
                 lo = base + slot * self.items_per_slot
                 yield perm[lo:lo + self.items_per_slot].tolist()
+
+
+class RunBatchSampler:
+    """`StepBatchSampler` over every pass of a run, from global step `start_step` on: one DataLoader (and one set of
+    workers) for the whole run, whose prefetch runs across pass boundaries.
+
+    Yields micro-batches of ``(pass, index)`` keys, so datasets held by persistent workers draw each item from the
+    pass's seed without `set_epoch`.
+    """
+
+    def __init__(self, num_items: int, items_per_slot: int, world_size: int, rank: int, accum_steps: int,
+                 seed: int, total_passes: int, start_step: int = 0) -> None:
+        self.one = StepBatchSampler(num_items, items_per_slot, world_size, rank, accum_steps, seed, 0)
+        self.total_passes, self.start_step = total_passes, start_step
+        self.args = (num_items, items_per_slot, world_size, rank, accum_steps, seed)
+
+    def __len__(self) -> int:
+        return max(0, self.total_passes * self.one.steps_per_epoch - self.start_step) * self.one.accum_steps
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        steps = self.one.steps_per_epoch
+        for p in range(self.start_step // steps, self.total_passes):
+            first = max(0, self.start_step - p * steps)
+            for batch in StepBatchSampler(*self.args, epoch=p, start_step=first):
+                yield [(p, i) for i in batch]

@@ -57,6 +57,10 @@ VERBS: tuple[Verb, ...] = (
          "`smile objects info BANK` describes one.", 3),
     Verb("data-check", "data_check", "check a video list: undecodable files, frame counts, label map",
          "Decode every entry of a list and report what would be skipped during training.", 6),
+    Verb("data-reencode", "data_reencode", "re-encode a video list for fast reads: short side 320, short GOPs",
+         "Re-encode every video of a list once (H.264, short side 320, a keyframe every 16 frames; frame indices "
+         "unchanged) and write the new list. Clips then decode without a long keyframe lead-in; see docs/data.md "
+         "and docs/benchmarks.md for the gain and the size cost.", 13),
     Verb("data", "data", "seeded list subsets: low-shot (SEVERE), the fixed-budget data-scale study (Fig. 5)",
          "`smile data subset LIST --total 1000 --seed 0 --out SUB` (class-balanced) or `--fraction F` "
          "(stratified); `smile data budget LIST --out DIR --config BASE` writes the 12.5/25/50/100% lists and "

@@ -277,6 +277,10 @@ class RunConfig:
     out_dir: str = "runs/pretrain"
     resume: str = ""  # "" | auto | PATH to a training-state checkpoint
     quiet: bool = False
+    # A run directory holds one run (smile_video.run_guard): a new run refuses a folder that is not empty unless
+    # overwrite=true, which removes the earlier run's files first; resume continues the run that is there.
+    overwrite: bool = False
+    force_resume: bool = False  # resume although the config changed in a way that alters the run's result
 
 
 @dataclass

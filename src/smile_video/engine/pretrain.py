@@ -11,6 +11,7 @@ uninterrupted run (bitwise on CPU for resume; up to reduction order for DDP).
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,8 @@ from ..config import PretrainJob
 from ..data.collate import collate
 from ..devices import resolve_device
 from ..models import PretrainModel
-from ..runlog import RunDir
+from ..run_guard import claim_run_dir, format_changes, resume_changes, saved_config
+from ..runlog import RunDir, truncate_metrics
 from ..seeding import derive_seed
 from ..teachers import build_teacher
 from .checkpoints import find_resume, load_training_state, save_checkpoint
@@ -44,6 +46,10 @@ from .plan import Plan, make_plan
 from .report import plot_loss_curve
 from .sampler import RunBatchSampler
 from .step import MicroStep
+
+# Keys a resume may change without changing what the run computes (logging, checkpoint cadence, data workers: the
+# items read and every random draw depend only on (seed, step, slot)). Any other change is refused on resume.
+RESUME_SAFE_KEYS = ("run.*", "train.log_every", "train.save_every", "train.keep_last", "data.num_workers")
 
 
 class TrainingError(RuntimeError):
@@ -92,6 +98,12 @@ class Pretrainer:
         if device.type == "cuda" and self.info.enabled:
             device = torch.device("cuda", self.info.local_rank)
         self.device = device
+        # One run per directory; a resume is checked against the saved config before it is overwritten.
+        self.resume_from = find_resume(cfg.run.out_dir, cfg.run.resume)
+        claim_run_dir(cfg.run.out_dir, resume=bool(cfg.run.resume), overwrite=cfg.run.overwrite,
+                      resumable=self.resume_from is not None, is_main=self.info.is_main)
+        self.config_changes = [] if self.resume_from is None else resume_changes(
+            saved_config(cfg.run.out_dir, self.resume_from), cfg, RESUME_SAFE_KEYS, cfg.run.force_resume)
         self.run_dir = RunDir(cfg.run.out_dir, quiet=cfg.run.quiet, is_main=self.info.is_main)
         self.run_dir.save_config(cfg)
         precision = cfg.train.precision
@@ -138,7 +150,7 @@ class Pretrainer:
 
     # ---------------------------------------------------------------------------------------------------------- I/O
     def _resume(self) -> None:
-        path = find_resume(self.run_dir.path, self.cfg.run.resume)
+        path = self.resume_from
         if path is None:
             if self.cfg.run.resume:
                 self.run_dir.echo("resume: no checkpoint found, starting from scratch")
@@ -150,8 +162,17 @@ class Pretrainer:
             self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         self.skipped_total = int(state.get("skipped_total", 0))
+        if self.info.is_main:  # records written after this checkpoint are redone: drop them
+            truncate_metrics(self.run_dir.file("metrics.jsonl"), self.step)
         self.run_dir.echo(f"resumed from {path} at step {self.step}")
         self.run_dir.log({"event": "resume", "step": self.step, "from": str(path)})
+        if self.config_changes:
+            forced = not all(any(fnmatch.fnmatchcase(k, p) for p in RESUME_SAFE_KEYS) for k, _, _ in
+                             self.config_changes)
+            self.run_dir.echo(f"resume: config changed ({'forced' if forced else 'safe'}): "
+                              f"{format_changes(self.config_changes)}")
+            self.run_dir.log({"event": "config_change", "step": self.step, "forced": forced,
+                              "changes": {k: [old, new] for k, old, new in self.config_changes}})
 
     def _tensorboard(self):
         if not self.info.is_main:

@@ -43,7 +43,8 @@ from ..devices import resolve_device
 from ..engine.checkpoints import find_resume, load_training_state, save_checkpoint
 from ..engine.distributed import DistInfo, all_reduce_mean, cleanup, init_distributed
 from ..engine.optim import cosine_lr, scaled_lr, set_lr
-from ..runlog import RunDir, atomic_write_bytes, atomic_write_text
+from ..run_guard import claim_run_dir, format_changes, resume_changes, saved_config
+from ..runlog import RunDir, atomic_write_bytes, atomic_write_text, truncate_metrics
 from ..seeding import derive_seed
 from .finetune_tasks import (
     describe,
@@ -60,7 +61,12 @@ from .layer_decay import layer_decay_param_groups
 from .mixup import mix_video_batch
 from .video_augment import rand_augment_batch, random_erase_batch
 
-__all__ = ["build_classifier", "finetune", "evaluate_views"]
+__all__ = ["build_classifier", "finetune", "evaluate_views", "RESUME_SAFE_KEYS"]
+
+# Keys a resume may change without changing the finetuned weights (logging, workers, checkpoints kept, evaluation
+# cadence); any other change is refused on resume unless run.force_resume.
+RESUME_SAFE_KEYS = ("run.*", "train.log_every", "finetune.num_workers", "finetune.keep_checkpoints",
+                    "finetune.eval_every")
 
 
 def build_classifier(model_cfg: ModelConfig, num_classes: int, checkpoint: str | None, drop_path: float,
@@ -194,10 +200,12 @@ def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
     info = init_distributed(device.type)
     if device.type == "cuda" and info.enabled:
         device = torch.device("cuda", info.local_rank)
-    run = RunDir(cfg.run.out_dir, quiet=cfg.run.quiet, is_main=info.is_main)
     try:
         check_list_files("finetune", f)  # before any work; errors name the key
-        resume_from = find_resume(run.path, cfg.run.resume)  # before any work: a missing PATH fails here
+        resume_from = find_resume(cfg.run.out_dir, cfg.run.resume)  # before any work: a missing PATH fails here
+        claim_run_dir(cfg.run.out_dir, resume=bool(cfg.run.resume), overwrite=cfg.run.overwrite,
+                      resumable=resume_from is not None, is_main=info.is_main)  # one run per directory
+        run = RunDir(cfg.run.out_dir, quiet=cfg.run.quiet, is_main=info.is_main)
         # targets: labels (N,), multi-hot (N, K) or counts (N,) by finetune.task (eval/finetune_tasks.py)
         train_entries, train_t = read_task_list(f.task, f.train_list, f.data_root, f.num_classes)
         val_entries, val_t = read_task_list(f.task, f.val_list, f.data_root, f.num_classes)
@@ -208,6 +216,8 @@ def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
         test_t = None if test_t is None else pad_targets(f.task, test_t, num_classes)
         model, cfg.model = build_classifier(cfg.model, num_classes, checkpoint, f.drop_path, f.seed)
         init_head(f.task, model, train_t)  # counting: bias = mean train count (a resume overwrites it)
+        changes = [] if resume_from is None else resume_changes(saved_config(run.path, resume_from), cfg,
+                                                                RESUME_SAFE_KEYS, cfg.run.force_resume)
         run.save_config(cfg)
         m = cfg.model
         train_ds = VideoClipDataset(train_entries, num_frames=m.num_frames, sampling_rate=f.sampling_rate,
@@ -238,8 +248,13 @@ def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
             state = _restore(resume_from, model, opt, scaler,
                              {"num_classes": num_classes, "steps_per_epoch": steps_per_epoch})
             start_epoch, step, evals = int(state["epoch"]), int(state["step"]), list(state["evaluations"])
+            if info.is_main:  # records written after this checkpoint are redone: drop them
+                truncate_metrics(run.file("metrics.jsonl"), step)
             run.echo(f"resumed from {resume_from} after epoch {start_epoch} (step {step})")
             run.log({"kind": "resume", "epoch": start_epoch, "step": step, "from": str(resume_from)})
+            if changes:
+                run.echo(f"resume: config changed: {format_changes(changes)}")
+                run.log({"kind": "config_change", "step": step, "changes": {k: [a, b] for k, a, b in changes}})
         elif cfg.run.resume:
             run.echo("resume: no checkpoint found, starting from scratch")
         ddp = model

@@ -21,6 +21,7 @@ import torch
 from ..config import ProbeConfig, ProbeJob
 from ..config.evaluation import check_list_files
 from ..devices import resolve_device
+from ..run_guard import claim_run_dir
 from ..runlog import RunDir, atomic_write_text
 from .features import FeatureSet, list_features, load_frozen_encoder
 from .attentive_probe import train_attentive_probe
@@ -82,6 +83,8 @@ def _start(cfg: ProbeJob, checkpoint: str | None, pooling: str | None = None
            ) -> tuple[RunDir, dict[str, FeatureSet], dict[str, Any]]:
     """Run directory, features and the results' common head (encoder, identity, classes, split sizes)."""
     check_lists(cfg.probe)  # before the run directory and the encoder
+    # One run per directory; --overwrite keeps the feature cache (checked against the encoder on use).
+    claim_run_dir(cfg.run.out_dir, resume=False, overwrite=cfg.run.overwrite, keep=("features",), resume_hint=None)
     run = RunDir(cfg.run.out_dir, quiet=cfg.run.quiet)
     run.save_config(cfg)
     sets, identity = probe_features(cfg, checkpoint, run, pooling)

@@ -230,12 +230,15 @@ def test_probe_and_knn_cli_on_mp4_files_share_the_feature_cache(mp4_lists, tmp_p
     assert [p.name.split("-")[0] for p in caches] == ["train", "val"]
     stamps = [p.stat().st_mtime_ns for p in caches]
 
-    assert main(["knn", *common, "probe.knn_k=3"]) == 0  # same encoder and lists: the cache is reused
+    # kNN in its own run directory (one run per directory), on the probe's cache: same encoder and lists, reused
+    knn_out = tmp_path / "knn"
+    knn_args = ["knn", *common, "--out", str(knn_out), f"probe.cache_dir={out / 'features'}", "probe.knn_k=3"]
+    assert main(knn_args) == 0
     assert [p.stat().st_mtime_ns for p in sorted((out / "features").iterdir())] == stamps
-    knn = json.loads((out / "results.json").read_text())
+    knn = json.loads((knn_out / "results.json").read_text())
     assert knn["k"] == 3 and 0.0 <= knn["top1"] <= 100.0
 
-    assert main(["knn", *common, "probe.knn_k=3", "probe.seed=1"]) == 0  # another random init: new features
+    assert main([*knn_args, "probe.seed=1", "--overwrite"]) == 0  # another random init: new features
     assert len(list((out / "features").iterdir())) == 4
 
 
@@ -264,9 +267,10 @@ def test_probe_and_knn_with_a_test_list_report_on_test(mp4_lists, tmp_path, caps
     assert caches == ["test", "train", "val"]
     stamps = sorted(p.stat().st_mtime_ns for p in (out / "features").iterdir())
 
-    assert main(["knn", *common, "probe.knn_k=3"]) == 0  # the cache, test included, is reused
-    assert sorted(p.stat().st_mtime_ns for p in (out / "features").iterdir()) == stamps
-    knn = json.loads((out / "results.json").read_text())
+    knn_out = tmp_path / "knn"  # its own run directory, the probe's cache
+    assert main(["knn", *common, "--out", str(knn_out), f"probe.cache_dir={out / 'features'}", "probe.knn_k=3"]) == 0
+    assert sorted(p.stat().st_mtime_ns for p in (out / "features").iterdir()) == stamps  # test included, reused
+    knn = json.loads((knn_out / "results.json").read_text())
     assert "on test" in knn["protocol"] and set(knn["val"]) == set(knn["test"]) == {"top1", "top5", "mean_class"}
     assert {k: knn[k] for k in ("top1", "top5", "mean_class")} == knn["test"]
     # by hand: kNN of the test features against the train bank

@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass
 
 from . import __version__
+from .commands._config import ConfigPrinted
 from .config import ConfigError
 
 
@@ -127,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
             description += f"\n\nNot implemented yet (tracked in issue #{verb.issue}): running it exits with an error."
         p = sub.add_parser(verb.name, help=verb.summary, description=description,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.set_defaults(_verb=verb, _module=module)
+        p.set_defaults(_verb=verb, _module=module, _parser=p)
         if module is not None:
             module.add_arguments(p)
         else:
@@ -135,15 +136,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse flags and ``section.key=value`` overrides in any order: argparse takes one run of positionals, so the
+    overrides that follow a flag come back unparsed and are appended to `overrides`, in command-line order."""
+    args, rest = parser.parse_known_args(argv)
+    unknown = []
+    for item in rest:
+        if hasattr(args, "overrides") and "=" in item and not item.startswith("-"):
+            args.overrides = [*(args.overrides or []), item]
+        else:
+            unknown.append(item)
+    if unknown:
+        getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     verb: Verb = args._verb
     if args._module is None:
         print(f"smile {verb.name}: not implemented yet (tracked in issue #{verb.issue}).", file=sys.stderr)
         return 2
     try:
         return int(args._module.run(args) or 0)
+    except ConfigPrinted:
+        return 0
     except ConfigError as e:
         print(f"smile {verb.name}: config error: {e}", file=sys.stderr)
         return 2

@@ -89,3 +89,27 @@ def read_metrics(path: str | Path) -> Iterator[dict[str, Any]]:
             line = line.strip()
             if line:
                 yield json.loads(line)
+
+
+def truncate_metrics(path: str | Path, step: int) -> int:
+    """Drop the records of steps after `step` (what a resume from a checkpoint at `step` redoes), atomically;
+    returns how many were dropped. Records without a step are kept."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    keep, dropped = [], 0
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by a kill
+            dropped += 1
+            continue
+        if isinstance(record.get("step"), int) and record["step"] > step:
+            dropped += 1
+        else:
+            keep.append(line)
+    if dropped:
+        atomic_write_text(path, "".join(f"{ln}\n" for ln in keep))
+    return dropped

@@ -16,12 +16,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a smoke run: tiny sizes, about a minute")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue the demo in --out (same settings): its finished pretraining and finetuning are "
+                            "reused, an interrupted one continues from its last checkpoint, the rest is redone")
+    again.add_argument("--overwrite", action="store_true", help="replace the demo in --out")
+    parser.epilog = ("A folder holds one demo: running `smile demo` again on the same --out is refused; add --resume "
+                     "or --overwrite, or choose another --out.")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..eval.demo import DemoSettings, run_demo
 
-    s = DemoSettings(out=Path(args.out), seed=args.seed, quiet=args.quiet)
+    s = DemoSettings(out=Path(args.out), seed=args.seed, quiet=args.quiet, resume=args.resume,
+                     overwrite=args.overwrite)
     if args.quick:
         s.epochs, s.epoch_size, s.train_per_class, s.val_per_class, s.test_per_class = 2, 64, 6, 3, 3
         s.finetune_epochs = 1

@@ -10,7 +10,7 @@ from .probe import add_encoder_arguments, encoder_and_overrides
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_encoder_arguments(parser, "runs/finetune")
+    add_encoder_arguments(parser, "runs/finetune", resumable=True)
     parser.add_argument("--resume", default=None, metavar="auto|PATH",
                         help="continue from the newest per-epoch checkpoint in the run directory (auto; none: start "
                              "fresh) or from the checkpoint PATH (same as run.resume=...)")

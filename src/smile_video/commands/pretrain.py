@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..config import PretrainJob
-from ._config import add_config_arguments, resolve
+from ._config import add_config_arguments, add_run_dir_arguments, resolve, run_dir_overrides
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,10 +14,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", default=None, metavar="auto|PATH",
                         help="resume from the newest checkpoint in the run directory (auto) or from PATH")
     parser.add_argument("--out", default=None, metavar="DIR", help="run directory (same as run.out_dir=DIR)")
+    add_run_dir_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    extra = []
+    extra = run_dir_overrides(args)
     if args.resume:
         extra.append(f"run.resume={args.resume}")
     if args.out:

@@ -6,11 +6,12 @@ import argparse
 from pathlib import Path
 
 from ..config import ProbeJob
-from ._config import add_config_arguments, resolve
+from ._config import add_config_arguments, add_run_dir_arguments, resolve, run_dir_overrides
 
 
-def add_encoder_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
-    """CKPT (or --random-init), --out, then the config files and overrides."""
+def add_encoder_arguments(parser: argparse.ArgumentParser, default_out: str, resumable: bool = False) -> None:
+    """CKPT (or --random-init), --out, --overwrite (--force-resume for a job that resumes), then the config files
+    and overrides."""
     parser.add_argument("checkpoint", nargs="?", default=None, metavar="CKPT",
                         help="encoder checkpoint (any format smile reads); omit with --random-init")
     parser.add_argument("--random-init", action="store_true",
@@ -18,6 +19,7 @@ def add_encoder_arguments(parser: argparse.ArgumentParser, default_out: str) -> 
                              "(seed: probe.seed or finetune.seed)")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help=f"run directory (run.out_dir; default {default_out})")
+    add_run_dir_arguments(parser, resumable)
     add_config_arguments(parser)
 
 
@@ -27,9 +29,9 @@ def encoder_and_overrides(args: argparse.Namespace) -> tuple[str | None, list[st
     if ckpt is not None and "=" in ckpt and not Path(ckpt).exists():
         args.overrides = [ckpt, *args.overrides]
         ckpt = None
-    if (ckpt is None) == (not args.random_init):
+    if (ckpt is None) == (not args.random_init) and not getattr(args, "print_config", False):
         raise ValueError("give exactly one of an encoder checkpoint (CKPT) or --random-init")
-    return ckpt, ([f"run.out_dir={args.out}"] if args.out else [])
+    return ckpt, ([f"run.out_dir={args.out}"] if args.out else []) + run_dir_overrides(args)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

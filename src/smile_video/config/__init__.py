@@ -11,8 +11,8 @@ Modules: `checks` (ConfigError and value checks), `sections` (the pretraining se
 """
 
 from .checks import ConfigError
-from .evaluation import FinetuneConfig, FinetuneJob, ProbeConfig, ProbeJob
-from .loading import apply_overrides, load_config, save_config, to_dict
+from .evaluation import FinetuneConfig, FinetuneJob, KnnJob, ProbeConfig, ProbeJob
+from .loading import apply_overrides, load_config, save_config, to_dict, to_yaml
 from .sections import (
     MODEL_PRESETS,
     DataConfig,
@@ -39,9 +39,11 @@ __all__ = [
     "FinetuneConfig",
     "PretrainJob",
     "ProbeJob",
+    "KnnJob",
     "FinetuneJob",
     "load_config",
     "apply_overrides",
     "to_dict",
+    "to_yaml",
     "save_config",
 ]

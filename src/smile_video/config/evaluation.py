@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from .checks import ConfigError, check_choice, check_range
 from .sections import ModelConfig, RunConfig, TrainConfig
 
-__all__ = ["ProbeConfig", "FinetuneConfig", "ProbeJob", "FinetuneJob"]
+__all__ = ["ProbeConfig", "FinetuneConfig", "ProbeJob", "KnnJob", "FinetuneJob"]
 
 
 def check_list_files(section: str, cfg: object) -> None:
@@ -164,6 +164,13 @@ class ProbeJob:
     model: ModelConfig = field(default_factory=ModelConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     run: RunConfig = field(default_factory=lambda: RunConfig(out_dir="runs/probe"))
+
+
+@dataclass
+class KnnJob(ProbeJob):
+    """`smile knn`: the probe's sections, its own run directory by default (a run directory holds one run)."""
+
+    run: RunConfig = field(default_factory=lambda: RunConfig(out_dir="runs/knn"))
 
 
 @dataclass

@@ -14,8 +14,9 @@ import yaml
 
 from .checks import ConfigError
 from .sections import MODEL_PRESETS
+from .unused import check_unused
 
-__all__ = ["load_config", "apply_overrides", "to_dict", "save_config"]
+__all__ = ["load_config", "apply_overrides", "to_dict", "to_yaml", "save_config"]
 
 T = TypeVar("T")
 
@@ -157,6 +158,7 @@ def apply_overrides(cfg: T, data: dict[str, Any]) -> T:
         section = getattr(cfg, f.name)
         if hasattr(section, "validate"):
             section.validate()
+    check_unused(cfg)  # a key the job's own choices ignore (e.g. train.epochs under progressive) is an error
     return cfg
 
 
@@ -174,10 +176,15 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+def to_yaml(cfg: Any) -> str:
+    """The resolved config as YAML, in field order; `load_config(job, [file])` reads it back to an equal config."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
 def save_config(cfg: Any, path: str | Path) -> None:
     """Write the resolved config as YAML (atomically)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    tmp.write_text(to_yaml(cfg))
     tmp.replace(path)

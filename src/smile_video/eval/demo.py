@@ -38,6 +38,36 @@ class DemoSettings:
     finetune_tasks: tuple[str, ...] = ("motion",)  # the appearance task's finetuning is in benchmarks/fidelity.py
     seed: int = 0
     quiet: bool = False
+    resume: bool = False  # continue a demo in `out`: the finished pretraining and finetuning are reused
+    overwrite: bool = False  # replace a demo in `out`
+
+    def record(self) -> dict[str, Any]:
+        """What decides the demo's results (written to demo.json; a resume must match it)."""
+        return {"epochs": self.epochs, "epoch_size": self.epoch_size, "train_per_class": self.train_per_class,
+                "val_per_class": self.val_per_class, "test_per_class": self.test_per_class,
+                "finetune_epochs": self.finetune_epochs, "finetune_tasks": list(self.finetune_tasks),
+                "seed": self.seed}
+
+
+def _claim(settings: DemoSettings) -> None:
+    """One demo per folder: a folder that holds one is refused unless --resume (with the same settings) or
+    --overwrite."""
+    from ..run_guard import RunDirError, claim_run_dir
+
+    out = settings.out
+    resumable = (out / "demo.json").is_file() or (out / "pretrain").is_dir()
+    claim_run_dir(out, resume=settings.resume, overwrite=settings.overwrite, resumable=resumable,
+                  markers=("demo.json", "report", "pretrain"), resume_hint="--resume (the finished pretraining and "
+                  "finetuning are reused)", overwrite_hint="--overwrite")
+    saved = out / "demo.json"
+    if settings.resume and saved.is_file():
+        old = json.loads(saved.read_text())
+        diff = {k: (old.get(k), v) for k, v in settings.record().items() if old.get(k) != v}
+        if diff:
+            shown = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
+            raise RunDirError(f"--resume: {out} holds a demo with other settings ({shown}); resume it with its own "
+                              "settings, or replace it with --overwrite")
+    atomic_write_text(saved, json.dumps(settings.record(), indent=1))
 
 
 def _pretrain(settings: DemoSettings, rd: RunDir) -> Path:
@@ -89,6 +119,7 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
 
     start = time.time()
     out = settings.out
+    _claim(settings)  # before any work
     rd = RunDir(out, quiet=settings.quiet)
     report = out / "report"
     report.mkdir(parents=True, exist_ok=True)

@@ -125,8 +125,9 @@ def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Pat
         d = out / task
         lists = [f"probe.train_list={tl.train}", f"probe.val_list={tl.val}", f"probe.test_list={tl.test}",
                  f"probe.data_root={tl.root}"]
+        # probe and kNN are redone on a rerun (their features are cached): their run directories are replaced
         ov = [*PROBE_RECIPE, *lists, f"probe.seed={seed}", f"run.out_dir={d / 'probe'}",
-              f"probe.cache_dir={d / 'features'}", q]
+              f"probe.cache_dir={d / 'features'}", q, "run.overwrite=true"]
         probe = run_probe(load_config(ProbeJob, overrides=ov), ckpt)
         knn = run_knn(load_config(ProbeJob, overrides=[*ov, f"run.out_dir={d / 'knn'}"]), ckpt)
         r = {"probe": probe["best"]["top1"], "probe_val": probe["selected"]["val"]["top1"], "knn": knn["top1"]}
@@ -134,7 +135,7 @@ def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Pat
             fl = [s.replace("probe.", "finetune.") for s in lists]
             ft = run_finetune(load_config(FinetuneJob, overrides=[
                 *FINETUNE_RECIPE, *fl, f"finetune.epochs={finetune_epochs}", f"finetune.seed={seed}",
-                f"train.seed={seed}", f"run.out_dir={d / 'finetune'}", "run.resume=auto", q]), ckpt)
+                f"run.out_dir={d / 'finetune'}", "run.resume=auto", q]), ckpt)
             r["finetune"] = ft["test"]["top1"]
             r["finetune_val"] = ft["final"]["top1"]
         res[task] = r

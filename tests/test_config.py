@@ -116,7 +116,10 @@ def test_paper_recipes_match_table_18(name):
 
 
 def test_every_shipped_config_loads():
-    jobs = {"pretrain": PretrainJob, "probe": ProbeJob, "finetune": FinetuneJob}
+    from smile_video.config.generalisation import TadJob, VosJob
+
+    jobs = {"pretrain": PretrainJob, "probe": ProbeJob, "finetune": FinetuneJob, "severe": FinetuneJob,
+            "vos": VosJob, "tad": TadJob}
     files = sorted((ROOT / "configs").rglob("*.yaml"))
     assert files
     for path in files:

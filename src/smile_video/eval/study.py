@@ -5,6 +5,7 @@ evaluated on the embedded benchmark with a protocol set from random-init runs an
 to improve a pretrained score:
 
 - linear probe: `PROBE_RECIPE`, lr and epoch chosen on val, reported on test (held-out objects);
+- attentive probe (V-JEPA's, `probe.head=attentive`): the same lrs, epochs and selection, on every output token;
 - kNN on the same features (k fixed), reported on test;
 - full finetuning: `FINETUNE_RECIPE`, fixed epochs, the last epoch reported on test;
 - representation statistics (`diagnostics.feature_stats`) on the motion task's val clips, and the pretext report
@@ -104,12 +105,13 @@ def pretrain_variant(name: str, seed: int, settings: StudySettings) -> Path | No
 
 
 def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Path, seed: int,
-                        finetune_epochs: int = 30, quiet: bool = True, finetune: bool | tuple[str, ...] = True
-                        ) -> dict[str, Any]:
+                        finetune_epochs: int = 30, quiet: bool = True, finetune: bool | tuple[str, ...] = True,
+                        attentive: bool = True) -> dict[str, Any]:
     """Probe and kNN one encoder on every task, finetune it on every task (``finetune=True``), none (False) or the
     named ones; feature statistics on the motion task's val clips.
 
-    Returns {task: {"probe", "probe_val", "knn", "finetune", "finetune_val"}, "stats": feature_stats,
+    Returns {task: {"probe", "probe_val", "attentive", "attentive_val", "knn", "finetune", "finetune_val"},
+    "stats": feature_stats,
     "similarity_map_centred": (T', T') nested list, the clips' mean centred similarity}: test top-1 unless "_val".
     """
     from ..checkpoint import read_config
@@ -131,6 +133,10 @@ def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Pat
         probe = run_probe(load_config(ProbeJob, overrides=ov), ckpt)
         knn = run_knn(load_config(ProbeJob, overrides=[*ov, f"run.out_dir={d / 'knn'}"]), ckpt)
         r = {"probe": probe["best"]["top1"], "probe_val": probe["selected"]["val"]["top1"], "knn": knn["top1"]}
+        if attentive:  # V-JEPA's attentive probe on every token, same lrs / epochs / selection as the linear one
+            att = run_probe(load_config(ProbeJob, overrides=[*ov, "probe.head=attentive",
+                                                              f"run.out_dir={d / 'attentive'}"]), ckpt)
+            r["attentive"], r["attentive_val"] = att["best"]["top1"], att["selected"]["val"]["top1"]
         if finetune is True or (finetune and task in finetune):
             fl = [s.replace("probe.", "finetune.") for s in lists]
             ft = run_finetune(load_config(FinetuneJob, overrides=[
@@ -184,8 +190,8 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return m, s
 
 
-METRICS = (("motion", "probe"), ("motion", "finetune"), ("motion", "knn"),
-           ("appearance", "probe"), ("appearance", "finetune"), ("appearance", "knn"))
+METRICS = (("motion", "probe"), ("motion", "attentive"), ("motion", "finetune"), ("motion", "knn"),
+           ("appearance", "probe"), ("appearance", "attentive"), ("appearance", "finetune"), ("appearance", "knn"))
 
 
 def summarize(runs: dict[str, Any]) -> dict[str, dict[str, tuple[float, float, int]]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -55,7 +56,8 @@ def test_files_and_lists_decode_through_the_data_path(bench):
         assert list(names) == tl.classes and list(names.values()) == list(range(len(tl.classes)))
         assert json.loads((root / task / "labels.json").read_text()) == names
         for split, per_class in (("train", 2), ("val", 1), ("test", 1)):
-            entries = read_video_list(getattr(tl, split), data_root=str(root))
+            entries = read_video_list(getattr(tl, split))  # paths relative to the list's folder: no data_root
+            assert tl.root == root / task and all(Path(e.path).is_file() for e in entries)
             assert class_counts(entries) == {c: per_class for c in range(len(tl.classes))}
             for e in entries[:: max(1, len(entries) // 5)]:
                 frames, fps = read_video(e.path)
@@ -339,7 +341,7 @@ def test_module_entry_point_writes_the_files(tmp_path, capsys):
     assert "appearance: 8 classes" in out and str(tmp_path / "appearance/test.csv") in out
     spec = json.loads((tmp_path / "spec.json").read_text())
     assert spec["tasks"] == ["appearance"] and spec["spec"]["size"] == 32 and spec["spec"]["test_per_class"] == 2
-    assert spec["generator_version"] == 2 and set(spec["pools"]) == {"train_val", "test"}
+    assert spec["generator_version"] == 3 and set(spec["pools"]) == {"train_val", "test"}
     assert len((tmp_path / "appearance/val.csv").read_text().splitlines()) == 8
     assert len((tmp_path / "appearance/test.csv").read_text().splitlines()) == 16
 

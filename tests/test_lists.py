@@ -27,7 +27,7 @@ def test_videomae_two_three_and_four_columns(tmp_path):
     two = _write(tmp_path / "two.csv", "a/x.mp4 3\n\n/abs/y.mp4 0\n")
     assert read_video_list(two, data_root="/root") == [VideoEntry("/root/a/x.mp4", 3), VideoEntry("/abs/y.mp4", 0)]
     three = _write(tmp_path / "three.txt", "frames/v1 120 7\n")
-    assert read_video_list(three) == [VideoEntry("frames/v1", 7, None, 120)]
+    assert read_video_list(three) == [VideoEntry(str(tmp_path / "frames/v1"), 7, None, 120)]  # the list's folder
     four = _write(tmp_path / "four.csv", "v.mp4 0 -1 2\nf/dir 1 300 5\n")
     assert read_video_list(four, "r") == [VideoEntry("r/v.mp4", 2, 0, -1), VideoEntry("r/f/dir", 5, 1, 300)]
 
@@ -57,9 +57,10 @@ def test_csv_and_tsv_with_flexible_headers(tmp_path):
     assert [(e.path, e.label, e.label_name) for e in entries] == [("/d/clips/a.mp4", 1, "run"),
                                                                   ("/d/clips/b.mp4", 0, "jump")]
     tsv = _write(tmp_path / "l.tsv", "path\tlabel\tstart\ttotal\nmy video.mp4\t4\t2\t10\nb.mp4\t1\t\t\n")
-    assert read_video_list(tsv) == [VideoEntry("my video.mp4", 4, 2, 10), VideoEntry("b.mp4", 1)]
+    assert read_video_list(tsv) == [VideoEntry(str(tmp_path / "my video.mp4"), 4, 2, 10),
+                                    VideoEntry(str(tmp_path / "b.mp4"), 1)]
     unlabelled = _write(tmp_path / "u.csv", "filename\nx.mp4\n")
-    assert read_video_list(unlabelled) == [VideoEntry("x.mp4", -1)]
+    assert read_video_list(unlabelled) == [VideoEntry(str(tmp_path / "x.mp4"), -1)]
 
 
 def test_csv_errors(tmp_path):

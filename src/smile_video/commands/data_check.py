@@ -13,7 +13,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ..data.decode import DECODERS, VideoDecodeError, check_video
-from ..data.lists import VideoEntry, class_counts, label_map, read_video_list
+from ..data.lists import VideoEntry, class_counts, label_map, read_label_map, read_video_list
 from ..runlog import atomic_write_text
 
 EPILOG = """exit status:
@@ -25,8 +25,12 @@ EPILOG = """exit status:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.add_argument("list", metavar="LIST", help="VideoMAE list, CSV/TSV with a header, JSONL, or a folder")
-    parser.add_argument("--data-root", default="", metavar="R", help="prefix for relative paths in the list")
-    parser.add_argument("--label-map", default=None, metavar="FILE", help="class name -> id file (docs/data.md)")
+    parser.add_argument("--data-root", default="", metavar="R",
+                        help="the folder relative paths in the list are relative to (default: the list's own folder)")
+    parser.add_argument("--label-map", default=None, metavar="FILE",
+                        help="class name -> id file (docs/data.md): names the classes in the summary")
+    parser.add_argument("--max-lines", type=int, default=20, metavar="N",
+                        help="problem files listed one per line (default 20; the rest are counted, all in --json)")
     parser.add_argument("--json", default=None, metavar="OUT", help="also write the full report as JSON to OUT")
     parser.add_argument("--decoder", default="pyav", choices=DECODERS, help="video decoder (default: pyav)")
     parser.add_argument("--num-frames", type=int, default=16, help="clip length T (default: 16)")
@@ -92,7 +96,7 @@ def check_entries(entries: list[VideoEntry], decoder: str = "pyav", full: bool =
     }
 
 
-def _print_report(report: dict[str, Any]) -> None:
+def _print_report(report: dict[str, Any], max_lines: int = 20) -> None:
     print(f"entries: {report['entries']}  ok: {report['ok']}  bad: {report['bad']}  "
           f"too short (< {report['min_frames']} frames): {report['too_short']}")
     if report["frames"]:
@@ -107,18 +111,28 @@ def _print_report(report: dict[str, Any]) -> None:
         print(f"  ... {len(counts) - 50} more (see --json)")
     if report["problems"]:
         print("problems (these files would be skipped during training):")
-        for r in report["problems"]:
+        for r in report["problems"][:max_lines]:
             print(f"  [{r['status']}] {r['path']}: {r['reason']}")
+        rest = len(report["problems"]) - max_lines
+        if rest > 0:
+            print(f"  ... and {rest} more (all of them with --json OUT)")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.num_frames < 1 or args.workers < 0 or (args.min_frames is not None and args.min_frames < 1):
-        raise ValueError("--num-frames and --min-frames must be >= 1, --workers >= 0")
-    entries = read_video_list(args.list, args.data_root, args.label_map)
+    if args.num_frames < 1 or args.workers < 0 or (args.min_frames is not None and args.min_frames < 1) \
+            or args.max_lines < 0:
+        raise ValueError("--num-frames and --min-frames must be >= 1, --workers and --max-lines >= 0")
+    names = read_label_map(args.label_map) if args.label_map else None
+    entries = read_video_list(args.list, args.data_root, names)
+    if not os.path.isdir(args.list):
+        print(f"{args.list}: relative paths resolved against "
+              + (f"--data-root {args.data_root}" if args.data_root else "the list's folder (--data-root to change)"))
     min_frames = args.num_frames if args.min_frames is None else args.min_frames
     report = check_entries(entries, args.decoder, full=not args.quick, min_frames=min_frames, workers=args.workers,
                            progress=not args.quiet)
-    _print_report(report)
+    if names:  # the label map names every class, also those the list gives as ids
+        report["label_map"] = dict(sorted(names.items(), key=lambda kv: kv[1]))
+    _print_report(report, args.max_lines)
     if args.json:
         atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
     return 1 if report["problems"] else 0

@@ -77,13 +77,14 @@ def run(args: argparse.Namespace) -> int:
 
     from ..checkpoint import load_encoder
     from ..data.dataset import VideoClipDataset, collate
-    from ..data.lists import read_video_list
+    from ..data.lists import read_video_list, require_files
     from ..runlog import atomic_write_bytes
 
+    entries = read_video_list(args.data, data_root=args.data_root)
+    require_files(entries, args.data, args.data_root, "--data-root")  # before any work
     device = _device(args.device)
     encoder, cfg = load_encoder(args.checkpoint, cfg=config_from_arguments(args))
     encoder = encoder.to(device).eval().requires_grad_(False)
-    entries = read_video_list(args.data, data_root=args.data_root)
     dataset = VideoClipDataset(entries, num_frames=cfg.num_frames, sampling_rate=args.sampling_rate,
                                size=cfg.img_size, train=False, test_views=tuple(args.views))
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.num_workers,

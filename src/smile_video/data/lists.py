@@ -11,8 +11,10 @@ Supported inputs (`read_video_list` picks by what it finds):
 - **A folder**: every video file (and every frame folder, i.e. a directory of images) below it. Videos in
   sub-folders are labelled by the first sub-folder's name (sorted names -> ids); videos at the top level get -1.
 
-Relative paths in list files are prefixed with ``data_root``. Class names become ids through a label map: the one
-given, or sorted unique names.
+Relative paths in list files are resolved against ``data_root`` when it is given, else against the list file's own
+folder; when none of the first entries is found there but they are found from the current directory (lists written
+for that), the current directory is used with a warning. `require_files` checks, before any work, that a list's
+files exist. Class names become ids through a label map: the one given, or sorted unique names.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -28,6 +31,7 @@ from pathlib import Path
 __all__ = [
     "VideoEntry",
     "ListError",
+    "require_files",
     "VIDEO_EXTENSIONS",
     "IMAGE_EXTENSIONS",
     "read_video_list",
@@ -36,6 +40,8 @@ __all__ = [
     "class_counts",
     "is_frame_folder",
 ]
+
+log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".wmv", ".ogv")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -259,7 +265,42 @@ def read_video_list(path: str | Path, data_root: str = "",
         entries = _read_videomae(path, text, data_root)
     if not entries:
         raise ListError(f"{path}: the list holds no entries")
+    if not data_root:
+        _resolve_relative(entries, path)
     return _apply_names(entries, names, str(path))
+
+
+def _resolve_relative(entries: list[VideoEntry], list_path: Path, sample: int = 32) -> None:
+    """No data_root: relative paths are relative to the list's folder, unless none of the first `sample` is there and
+    some are found from the current directory (then those stay, with a warning)."""
+    relative = [e for e in entries if not os.path.isabs(e.path)]
+    base = list_path.parent
+    if not relative or base == Path("."):
+        return
+    first = relative[:sample]
+    if not any((base / e.path).exists() for e in first) and any(os.path.exists(e.path) for e in first):
+        log.warning("%s: its relative paths are not under the list's folder %s but are found from the current "
+                    "directory; using that (set data_root to the folder they are relative to)", list_path, base)
+        return
+    for e in relative:
+        e.path = str(base / e.path)
+
+
+def require_files(entries: list[VideoEntry], list_path: str | Path, data_root: str, root_key: str,
+                  sample: int = 200) -> None:
+    """Before any work: raise ListError when none of up to `sample` entries (spread over the list) exists, naming the
+    list, the folder relative paths were resolved against and the key that sets it. A few missing files are left to
+    the dataset's skip logic (`smile data-check` lists them)."""
+    if not entries:
+        return
+    step = max(1, len(entries) // sample)
+    checked = entries[::step][:sample]
+    if any(os.path.exists(e.path) for e in checked):
+        return
+    where = f"{root_key}={data_root!r}" if data_root else f"the list's folder {str(Path(list_path).parent)!r} " \
+        f"({root_key} is not set)"
+    raise ListError(f"{list_path}: none of {len(checked)} checked files exist (e.g. {checked[0].path!r}); relative "
+                    f"paths were resolved against {where}; set {root_key}=DIR to the folder they are relative to")
 
 
 def label_map(entries: list[VideoEntry]) -> dict[str, int]:

@@ -64,6 +64,9 @@ def build_dataset(cfg: PretrainJob) -> Dataset:
         from ..data.dataset import build_video_dataset
 
         videos = build_video_dataset(d, m.num_frames, m.img_size, seed=cfg.train.seed, train=True)
+        from ..data.lists import require_files
+
+        require_files(videos.entries, d.train_list, d.data_root, "data.data_root")  # before the teacher and model
     if d.source == "video":
         return videos
     from ..data.synthetic import BackgroundClips

@@ -3,12 +3,13 @@
 ``generate_benchmark(root, spec)`` writes, for each task (``motion``, ``appearance``; see `benchmark_tasks`)::
 
     root/<task>/{train,val,test}/<class>_<i>.mp4
-    root/<task>/train.csv, val.csv, test.csv  VideoMAE lists: "<task>/<split>/<file>.mp4 <label>", relative to root
+    root/<task>/train.csv, val.csv, test.csv  VideoMAE lists: "<split>/<file>.mp4 <label>", relative to root/<task>
     root/<task>/classes.txt                   one class name a line (line index = label); labels.json {name: id}
     root/<task>/train_meta.jsonl, ...         per clip: path, label, the bank names of its objects
     root/spec.json                            the spec and the object pools, written last: the benchmark is complete
 
-so probing runs through the same list reader and decoder as Kinetics (``data_root=root``). Objects come from the
+so probing runs through the same list reader and decoder as Kinetics (paths relative to the list's own folder, the
+reader's default; ``TaskLists.root`` is that folder). Objects come from the
 held-out split of the default bank only, divided into two disjoint pools (`object_pools`): train and val clips show
 pool A objects, test clips pool B objects, so a probe chosen on val is scored on objects it never saw.
 Backgrounds are static random crops of the bundled still photos. The same spec gives the same decoded frames: all
@@ -46,7 +47,9 @@ from .benchmark_tasks import (
 __all__ = ["BenchmarkSpec", "TaskLists", "generate_benchmark", "render_motion_task", "render_appearance_task",
            "still_backgrounds", "heldout_bank", "benchmark_pools", "GENERATOR_VERSION", "TASKS", "SPLITS"]
 
-GENERATOR_VERSION = 2  # bump when the generated clips change for the same spec (2: the held-out test split)
+# bump when the generated files change for the same spec (2: the held-out test split; 3: list paths relative to the
+# list's folder)
+GENERATOR_VERSION = 3
 TASKS = ("motion", "appearance")
 SPLITS = ("train", "val", "test")
 _SYMMETRY_ANGLE = 30.0  # degrees; objects that barely change under this rotation are left out of the motion task
@@ -120,7 +123,7 @@ class BenchmarkSpec:
 
 @dataclass
 class TaskLists:
-    """One generated task: its train, val and test lists (entries relative to the benchmark root), class names.
+    """One generated task: its train, val and test lists (entries relative to the task folder), class names.
 
     train and val show the pool A objects, test the disjoint pool B (`object_pools`): choose on val, report on test.
     """
@@ -129,7 +132,7 @@ class TaskLists:
     val: Path
     test: Path
     classes: list[str]
-    root: Path  # the benchmark root: the lists' data_root
+    root: Path  # the task folder (<benchmark root>/<task>): the folder the lists' paths are relative to
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -313,8 +316,8 @@ def _write_split(root: Path, task: str, split: str, video: torch.Tensor, classes
     lines, meta = [], []
     for c in range(C):
         for i in range(n):
-            rel = f"{task}/{split}/{classes[c]}_{i:04d}.mp4"
-            write_video(root / rel, video[c, i].permute(1, 2, 3, 0), fps=spec.fps, quality=spec.quality)
+            rel = f"{split}/{classes[c]}_{i:04d}.mp4"  # relative to the list's folder, root/<task>
+            write_video(root / task / rel, video[c, i].permute(1, 2, 3, 0), fps=spec.fps, quality=spec.quality)
             lines.append(f"{rel} {c}")
             meta.append(json.dumps({"path": rel, "label": c, "objects": objects[c * n + i]}))
             done += 1
@@ -344,7 +347,7 @@ def _generate_task(root: Path, task: str, spec: BenchmarkSpec, bank: ObjectBank,
         out[split], done = _write_split(root, task, split, video, classes, objects, spec, progress, done, total)
     atomic_write_text(root / task / "classes.txt", "\n".join(classes) + "\n")
     atomic_write_text(root / task / "labels.json", json.dumps({c: i for i, c in enumerate(classes)}, indent=1))
-    return TaskLists(train=out["train"], val=out["val"], test=out["test"], classes=classes, root=root)
+    return TaskLists(train=out["train"], val=out["val"], test=out["test"], classes=classes, root=root / task)
 
 
 def _existing(root: Path, record: dict) -> dict[str, TaskLists] | None:
@@ -364,12 +367,12 @@ def _existing(root: Path, record: dict) -> dict[str, TaskLists] | None:
             classes = [c for c in (d / "classes.txt").read_text().splitlines() if c]
             for split in SPLITS:
                 for line in (d / f"{split}.csv").read_text().splitlines():
-                    if line.strip() and not (root / line.split()[0]).is_file():
+                    if line.strip() and not (d / line.split()[0]).is_file():
                         return None
         except OSError:
             return None
         out[task] = TaskLists(train=d / "train.csv", val=d / "val.csv", test=d / "test.csv", classes=classes,
-                              root=root)
+                              root=d)
     return out
 
 
@@ -432,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bar.close()
     for task, tl in lists.items():
         print(f"{task}: {len(tl.classes)} classes {tl.classes}\n  train {tl.train}\n  val   {tl.val}\n"
-              f"  test  {tl.test}\n  (data_root={tl.root})")
+              f"  test  {tl.test}\n  (paths relative to {tl.root}, the lists' folder)")
     return 0
 
 

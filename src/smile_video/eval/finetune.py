@@ -38,6 +38,7 @@ from torch import nn
 
 from ..config import FinetuneConfig, FinetuneJob, ModelConfig
 from ..config.evaluation import check_list_files
+from ..data.lists import require_files
 from ..data.normalize import normalize
 from ..devices import resolve_device
 from ..engine.checkpoints import find_resume, load_training_state, save_checkpoint
@@ -203,14 +204,16 @@ def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
     try:
         check_list_files("finetune", f)  # before any work; errors name the key
         resume_from = find_resume(cfg.run.out_dir, cfg.run.resume)  # before any work: a missing PATH fails here
-        claim_run_dir(cfg.run.out_dir, resume=bool(cfg.run.resume), overwrite=cfg.run.overwrite,
-                      resumable=resume_from is not None, is_main=info.is_main)  # one run per directory
-        run = RunDir(cfg.run.out_dir, quiet=cfg.run.quiet, is_main=info.is_main)
         # targets: labels (N,), multi-hot (N, K) or counts (N,) by finetune.task (eval/finetune_tasks.py)
         train_entries, train_t = read_task_list(f.task, f.train_list, f.data_root, f.num_classes)
         val_entries, val_t = read_task_list(f.task, f.val_list, f.data_root, f.num_classes)
         test_entries, test_t = (read_task_list(f.task, f.test_list, f.data_root, f.num_classes) if f.test_list
                                 else ([], None))
+        for key, entries in (("train_list", train_entries), ("val_list", val_entries), ("test_list", test_entries)):
+            require_files(entries, getattr(f, key), f.data_root, "finetune.data_root")  # the files are there
+        claim_run_dir(cfg.run.out_dir, resume=bool(cfg.run.resume), overwrite=cfg.run.overwrite,
+                      resumable=resume_from is not None, is_main=info.is_main)  # one run per directory
+        run = RunDir(cfg.run.out_dir, quiet=cfg.run.quiet, is_main=info.is_main)
         num_classes = num_outputs(f.task, [t for t in (train_t, val_t, test_t) if t is not None], f.num_classes)
         train_t, val_t = pad_targets(f.task, train_t, num_classes), pad_targets(f.task, val_t, num_classes)
         test_t = None if test_t is None else pad_targets(f.task, test_t, num_classes)

@@ -36,9 +36,15 @@ KNN_PROTOCOL_TEST = "kNN on test, train features as the bank (val also reported)
 
 
 def check_lists(p: ProbeConfig) -> None:
-    """Fail before any work when the train or val list is unset, or a list that is set does not exist; the error
-    names the key."""
+    """Fail before any work when the train or val list is unset, a list that is set does not exist, or none of a
+    list's files exist (relative paths resolved against the wrong folder); the error names the key."""
+    from ..data.lists import read_video_list, require_files
+
     check_list_files("probe", p)
+    for key in ("train_list", "val_list", "test_list"):
+        path = getattr(p, key)
+        if path:
+            require_files(read_video_list(path, p.data_root), path, p.data_root, "probe.data_root")
 
 
 def probe_features(cfg: ProbeJob, checkpoint: str | None, run: RunDir, pooling: str | None = None

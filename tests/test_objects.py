@@ -128,3 +128,15 @@ def test_procedural_shapes_are_distinct():
     sprites, cats, names = default_mod.procedural_shapes(size=32)
     assert len(sprites) == 64 and len(set(names)) == 64 and len(set(cats)) == 8
     assert all(s.shape[0] == 4 and 0 < s[3].float().mean() < 255 for s in sprites)
+
+
+def test_info_counts_the_categories_the_bank_holds(folder, tmp_path, capsys):
+    """A subset keeps the whole category table (label ids stay comparable); `objects info` counts what it holds."""
+    from smile_video.cli import main
+
+    bank, _ = build_bank(folder, max_side=64)
+    cats = bank.subset([i for i in range(len(bank)) if bank.categories[int(bank.labels[i])] == "cat"])
+    assert len(cats.categories) == 2 and cats.num_categories == 1 and "1 categories" in repr(cats)
+    cats.save(tmp_path / "cats.bank")
+    assert main(["objects", "info", str(tmp_path / "cats.bank")]) == 0
+    assert "2 objects in 1 categories" in capsys.readouterr().out

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
                 raise ValueError(f"--max-side must be >= 2, got {args.max_side}")
             bank, skipped = build_bank(args.src, args.max_side)
         bank.save(args.out)
-        print(f"wrote {args.out}: {len(bank)} objects in {len(bank.categories)} categories "
+        print(f"wrote {args.out}: {len(bank)} objects in {bank.num_categories} categories "
               f"({time.time() - start:.1f} s); skipped {len(skipped)} files")
         for name, reason in skipped:
             print(f"  skipped {name}: {reason}", file=sys.stderr)
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     bank = _open(args.bank)
     sides = [max(s.shape[1:]) for s in bank.sprites]
     counts = Counter(bank.labels.tolist())
-    print(f"{args.bank}: {len(bank)} objects, {len(bank.categories)} categories, max_side {bank.max_side}")
+    print(f"{args.bank}: {len(bank)} objects in {bank.num_categories} categories, max_side {bank.max_side}")
     print(f"  longest side: min {min(sides)}, median {sorted(sides)[len(sides) // 2]}, max {max(sides)} px")
     print(f"  objects per category: min {min(counts.values())}, max {max(counts.values())}")
     for label, n in counts.most_common(args.categories):

@@ -57,8 +57,14 @@ class ObjectBank:
     def __len__(self) -> int:
         return len(self.sprites)
 
+    @property
+    def num_categories(self) -> int:
+        """Categories that hold at least one object (a split such as `default_bank("pretrain")` keeps the whole
+        category table so label ids stay comparable; this counts what the bank holds)."""
+        return len(set(self.labels.tolist()))
+
     def __repr__(self) -> str:
-        return f"ObjectBank({len(self)} sprites, {len(self.categories)} categories, max_side={self.max_side})"
+        return f"ObjectBank({len(self)} sprites, {self.num_categories} categories, max_side={self.max_side})"
 
     # ---------------------------------------------------------------------------------------------------------
     def subset(self, indices: Sequence[int] | torch.Tensor) -> ObjectBank:

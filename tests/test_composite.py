@@ -211,3 +211,24 @@ def test_object_alpha_windows_match_dense_for_masking_and_cat():
     both = ObjectAlpha.cat([ObjectAlpha.zeros(2, 2, T, S, S), alpha])  # the mixed-mode batch: 2 clean + 3 augmented
     assert both.shape == (5, 2, T, S, S)
     assert both.dense()[:2].sum() == 0 and torch.equal(both.dense()[2:], dense)
+
+
+def test_motion_modules_import_each_other_in_one_direction_only():
+    """No module of smile_video.motion imports a module that imports it back (top-level or inside a function):
+    e.g. the Triton kernel does not import `composite`, whose backends it is checked against."""
+    import ast
+    from pathlib import Path
+
+    import smile_video.motion as motion
+
+    root = Path(motion.__file__).parent
+    imports: dict[str, set[str]] = {}
+    for path in root.glob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                names |= {node.module} if node.module else {a.name for a in node.names}
+        imports[path.stem] = names - {path.stem}
+    both = sorted({tuple(sorted((a, b))) for a, deps in imports.items() for b in deps
+                   if a in imports.get(b, set()) and "__init__" not in (a, b)})
+    assert both == [], f"import cycles in smile_video.motion: {both}"

@@ -144,25 +144,27 @@ def _interpreted_checks() -> None:
 
 
 def _check_self_check() -> None:
-    """`verified` passes for the real kernel and fails (warning once, torch from then on) for a broken one."""
+    """`triton_verified` passes for the real kernel and fails (warning once, torch from then on) for a broken one."""
     import warnings
 
     from smile_video.motion import triton_kernel
 
+    composite_mod = importlib.import_module("smile_video.motion.composite")  # the module (the package exports the fn)
+
     cpu = torch.device("cpu")
-    assert triton_kernel.verified(cpu)
+    assert composite_mod.triton_verified(cpu)
     real = triton_kernel.blend_windows
-    triton_kernel._VERIFIED.clear()
+    composite_mod._TRITON_CHECKED.clear()
     try:  # a kernel that forgets to blend
         triton_kernel.blend_windows = lambda video, atlas, plan: real(video.clone(), atlas, plan)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            assert not triton_kernel.verified(cpu) and not triton_kernel.verified(cpu)
+            assert not composite_mod.triton_verified(cpu) and not composite_mod.triton_verified(cpu)
         assert len(caught) == 1 and "failed its self-check" in str(caught[0].message)
-        assert "max difference" in triton_kernel._VERIFIED["cpu"]
+        assert "max difference" in composite_mod._TRITON_CHECKED["cpu"]
     finally:
         triton_kernel.blend_windows = real
-        triton_kernel._VERIFIED.clear()
+        composite_mod._TRITON_CHECKED.clear()
 
 
 def _triton_version() -> tuple[int, ...]:
@@ -193,6 +195,7 @@ def test_triton_kernel_matches_torch_on_cuda():
     video = torch.randint(0, 256, (B, 3, T, H, W), dtype=torch.uint8, generator=torch.Generator().manual_seed(4))
     atlas = _atlas().repeat(1, 1, 4, 4).contiguous(memory_format=torch.channels_last)  # 64 px cells
     _check_against_torch(video.cuda(), atlas.cuda(), _random_params(B, K, T, H, W, seed=5))
-    from smile_video.motion import resolve_backend, triton_kernel
+    from smile_video.motion import resolve_backend
+    from smile_video.motion.composite import triton_verified
 
-    assert triton_kernel.verified(torch.device("cuda")) and resolve_backend("auto", torch.device("cuda")) == "triton"
+    assert triton_verified(torch.device("cuda")) and resolve_backend("auto", torch.device("cuda")) == "triton"

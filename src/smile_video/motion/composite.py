@@ -30,7 +30,8 @@ from .alpha import AlphaPiece, ObjectAlpha
 from .params import REFERENCE_SIZE, MotionParams, sample_motion
 from .windows import WindowPlan, object_boxes, plan_windows
 
-__all__ = ["composite", "infuse_motion", "object_boxes", "atlas_size_for", "BACKENDS", "resolve_backend"]
+__all__ = ["composite", "infuse_motion", "object_boxes", "atlas_size_for", "BACKENDS", "resolve_backend",
+           "triton_verified"]
 
 BACKENDS = ("auto", "c", "triton", "torch")
 
@@ -39,7 +40,45 @@ def _triton_available(device: torch.device | None = None) -> bool:
     """triton imports (and, for `device`, the kernel passed its one-time self-check there)."""
     from . import triton_kernel
 
-    return triton_kernel.available() and (device is None or triton_kernel.verified(device))
+    return triton_kernel.available() and (device is None or triton_verified(device))
+
+
+_TRITON_CHECKED: dict[str, str | None] = {}  # device -> None (agrees with the torch backend) or why not
+
+
+def triton_verified(device: torch.device) -> bool:
+    """Whether the Triton kernel, on `device`, gives the torch backend's result on a small random case (uint8 +-1,
+    alpha +-1); checked once per device and process. ``composite(backend="auto")`` uses the kernel only then, and
+    otherwise warns once and uses the torch backend, so an untested GPU or Triton version cannot corrupt training
+    data silently. (Here, not in `triton_kernel`: the kernel module does not import the backends it is checked
+    against.)"""
+    key = str(device)
+    if key not in _TRITON_CHECKED:
+        _TRITON_CHECKED[key] = _triton_self_check(device)
+        if _TRITON_CHECKED[key] is not None:
+            import warnings
+
+            warnings.warn(f"smile_video: the Triton compositing kernel failed its self-check on {key} "
+                          f"({_TRITON_CHECKED[key]}); using the torch backend", RuntimeWarning, stacklevel=3)
+    return _TRITON_CHECKED[key] is None
+
+
+def _triton_self_check(device: torch.device) -> str | None:
+    try:
+        g = torch.Generator().manual_seed(0)
+        video = torch.randint(0, 256, (2, 3, 4, 64, 64), dtype=torch.uint8, generator=g)
+        atlas = torch.randint(0, 256, (3, 4, 16, 16), dtype=torch.uint8, generator=g)
+        atlas[:, 3, :, :4] = 0  # transparent margins
+        params = sample_motion(2, 4, 64, 64, 3, MotionConfig(trajectory="official", size_min=12, size_max=48), g)
+        ref, ref_alpha = composite(video, atlas, params, backend="torch")
+        out, alpha = composite(video.to(device), atlas.to(device), params, backend="triton")
+        diff = int((out.cpu().int() - ref.int()).abs().max())
+        adiff = int((alpha.dense(torch.uint8).cpu().int() - ref_alpha.dense(torch.uint8).int()).abs().max())
+        if diff > 1 or adiff > 1:
+            return f"max difference {diff} on pixels, {adiff} on alpha"
+    except Exception as exc:  # noqa: BLE001 - any failure means "do not use it"
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype = torch.uint8) -> str:

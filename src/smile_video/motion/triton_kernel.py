@@ -17,7 +17,8 @@ alpha byte, always stored; the blend of the three channels, loaded and stored on
 Per-pixel index math is int32; the per-window base pointers are int64.
 
 `available()` is true when triton imports and CUDA is there, or in Triton's interpreter (``TRITON_INTERPRET=1``,
-CPU tensors; used by the tests).
+CPU tensors; used by the tests). This module imports only `windows`; the check that the kernel agrees with the torch
+backend on a device before ``backend="auto"`` uses it lives with the backends, in `composite.triton_verified`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ try:
 except Exception:  # noqa: BLE001 - any import failure means "not available"
     triton = None
 
-__all__ = ["available", "blend_windows", "verified"]
+__all__ = ["available", "blend_windows"]
 
 BLOCK = 512  # pixels per chunk (4 warps x 32 lanes x 4)
 NUM_WARPS = 4
@@ -171,45 +172,3 @@ def blend_windows(video: torch.Tensor, atlas: torch.Tensor, plan: WindowPlan) ->
                 start, T, H, W, T * H * W, A, NB=bounds.shape[1], IS_UINT8=video.dtype == torch.uint8, BLOCK=BLOCK,
                 num_warps=NUM_WARPS)
     return alpha
-
-
-_VERIFIED: dict[str, str | None] = {}  # device -> None (agrees with the torch backend) or why not
-
-
-def verified(device: torch.device) -> bool:
-    """Whether the kernel, on `device`, gives the torch backend's result on a small random case (uint8 +-1, alpha
-    +-1); checked once per device and process. ``composite(backend="auto")`` uses the kernel only then, and
-    otherwise warns once and uses the torch backend, so an untested GPU or Triton version cannot corrupt training
-    data silently."""
-    key = str(device)
-    if key not in _VERIFIED:
-        _VERIFIED[key] = _self_check(device)
-        if _VERIFIED[key] is not None:
-            import warnings
-
-            warnings.warn(f"smile_video: the Triton compositing kernel failed its self-check on {key} "
-                          f"({_VERIFIED[key]}); using the torch backend", RuntimeWarning, stacklevel=3)
-    return _VERIFIED[key] is None
-
-
-def _self_check(device: torch.device) -> str | None:
-    from ..config import MotionConfig
-    from .composite import composite
-    from .params import sample_motion
-
-    try:
-        g = torch.Generator().manual_seed(0)
-        video = torch.randint(0, 256, (2, 3, 4, 64, 64), dtype=torch.uint8, generator=g)
-        atlas = torch.randint(0, 256, (3, 4, 16, 16), dtype=torch.uint8, generator=g)
-        atlas[:, 3, :, :4] = 0  # transparent margins
-        params = sample_motion(2, 4, 64, 64, 3, MotionConfig(trajectory="official", size_min=12, size_max=48), g)
-        ref, ref_alpha = composite(video, atlas, params, backend="torch")
-        out, alpha = composite(video.to(device), atlas.to(device), params, backend="triton")
-        diff = int((out.cpu().int() - ref.int()).abs().max())
-        adiff = int((alpha.dense(torch.uint8).cpu().int() - ref_alpha.dense(torch.uint8).int()).abs().max())
-        if diff > 1 or adiff > 1:
-            return f"max difference {diff} on pixels, {adiff} on alpha"
-    except Exception as exc:  # noqa: BLE001 - any failure means "do not use it"
-        return f"{type(exc).__name__}: {exc}"
-    return None
-

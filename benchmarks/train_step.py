@@ -62,10 +62,17 @@ def random_clip_teacher(model: ModelConfig) -> torch.nn.Module:
     return ViTTeacher(vit, model.grid, model.tubelet_size, mean=CLIP_MEAN, std=CLIP_STD)
 
 
+TEACHER_WEIGHTS = "float32"  # --teacher-weights: the frozen teacher's weight storage (teacher.weights_dtype)
+
+
 def build_step(preset: str, teacher: str, batch: int, device: torch.device, precision: str, compile: bool = False):
     cfg = load_config(PretrainJob, overrides=[f"model.preset={preset}", f"train.precision={precision}"])
     tea = random_clip_teacher(cfg.model) if teacher == "clip-random" else build_teacher(cfg.teacher, cfg.model)
     tea = tea.to(device)
+    if TEACHER_WEIGHTS == "bfloat16":
+        if precision != "bf16":
+            raise SystemExit("--teacher-weights bfloat16 needs the bf16 step (a CUDA device)")
+        tea.keep_weights_in(torch.bfloat16)
     model = PretrainModel(cfg.model, target_dim=tea.dim).to(device)
     opt = build_adamw(model, 1e-4, 0.05, (0.9, 0.95))
     net = torch.compile(model) if compile else model
@@ -125,7 +132,11 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="then profile N steps of the first preset: time per phase and the top kernels")
+    parser.add_argument("--teacher-weights", default="float32", choices=["float32", "bfloat16"],
+                        help="store the teacher's weights in bf16 (teacher.weights_dtype; no per-step casts)")
     args = parser.parse_args()
+    global TEACHER_WEIGHTS
+    TEACHER_WEIGHTS = args.teacher_weights
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           (args.device if args.device != "auto" else "cpu"))
     presets = args.presets or (["vit_s", "vit_b"] if device.type == "cuda" else ["tiny"])

@@ -198,3 +198,32 @@ def test_bf16_teacher_returns_float32_close_to_fp32(tmp_path):
     bf16 = build_vit_teacher("dino", str(tmp_path / "w.pth"), arch, (2, 2, 2), 2, dtype="bfloat16", **kw)(video)
     assert bf16.dtype == torch.float32 and not torch.equal(bf16, fp32)
     torch.testing.assert_close(bf16, fp32, atol=0.1, rtol=0.05)
+
+
+def test_teacher_weights_kept_in_bf16_give_the_autocast_targets():
+    from smile_video.config import PretrainJob, load_config
+    from smile_video.teachers import build_teacher
+
+    cfg = load_config(PretrainJob, overrides=["model.img_size=64", "model.num_frames=4", "teacher.dtype=bfloat16",
+                                              "teacher.weights_dtype=bfloat16"])
+    video = torch.randint(0, 256, (2, 3, 4, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    fp32 = build_teacher(cfg.teacher, cfg.model)
+    bf16 = build_teacher(cfg.teacher, cfg.model).keep_weights_in(torch.bfloat16)
+    assert all(p.dtype == torch.bfloat16 and not p.requires_grad for p in bf16.parameters())
+    assert {n: b.dtype for n, b in bf16.named_buffers() if n in ("mean", "std")} == {"mean": torch.float32,
+                                                                                     "std": torch.float32}
+    a, b = fp32(video), bf16(video)
+    assert b.dtype == torch.float32 and b.shape == a.shape
+    assert torch.allclose(a, b, atol=0.05 * a.abs().mean().item())  # matmuls saw bf16 weights either way
+
+
+def test_bf16_teacher_weights_need_a_bf16_teacher(tmp_path):
+    from smile_video.config import ConfigError, PretrainJob, load_config
+    from smile_video.engine.pretrain import Pretrainer
+
+    with pytest.raises(ConfigError, match="teacher.weights_dtype=bfloat16 needs a bf16 teacher"):
+        load_config(PretrainJob, overrides=["teacher.dtype=float32", "teacher.weights_dtype=bfloat16"])
+    cfg = load_config(PretrainJob, overrides=["teacher.weights_dtype=bfloat16", "train.device=cpu",
+                                              f"run.out_dir={tmp_path / 'run'}", "run.quiet=true"])
+    with pytest.raises(ValueError, match="teacher.dtype=auto runs in fp32 on cpu"):
+        Pretrainer(cfg)

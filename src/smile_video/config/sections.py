@@ -149,6 +149,8 @@ class TeacherConfig:
     input_norm: str = "native"  # native (the teacher's own mean/std) | imagenet (the official SMILE code's inputs)
     target_norm: str = "official"  # official (per sample+channel over tokens) | layernorm (per token) | none
     dtype: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | float32 | bfloat16
+    # The frozen weights' storage: float32 | bfloat16 (with teacher.dtype bf16: no per-step weight casts)
+    weights_dtype: str = "float32"
     # Grid matching: grid (resize frames so the teacher's patch grid equals the student's h' x w', position
     # embeddings interpolated) | native (frames resized to the teacher's own input size, features pooled to h' x w')
     resize: str = "grid"
@@ -164,6 +166,10 @@ class TeacherConfig:
         check_choice("teacher.input_norm", self.input_norm, ("native", "imagenet"))
         check_choice("teacher.target_norm", self.target_norm, ("official", "layernorm", "none"))
         check_choice("teacher.dtype", self.dtype, ("auto", "float32", "bfloat16"))
+        check_choice("teacher.weights_dtype", self.weights_dtype, ("float32", "bfloat16"))
+        if self.weights_dtype == "bfloat16" and self.dtype == "float32":
+            raise ConfigError("teacher.weights_dtype=bfloat16 needs a bf16 teacher: teacher.dtype=bfloat16 (or auto "
+                              "on CUDA), not float32")
         if self.kind in ("clip", "dino", "dinov2", "mae") and not self.weights:
             raise ConfigError(
                 f"teacher.weights: teacher.kind={self.kind!r} needs a local weights file (no model hub is reached); "

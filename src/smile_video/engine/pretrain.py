@@ -31,6 +31,7 @@ from ..run_guard import claim_run_dir, format_changes, resume_changes, saved_con
 from ..runlog import RunDir, truncate_metrics
 from ..seeding import derive_seed
 from ..teachers import build_teacher
+from ..teachers.base import resolve_autocast_dtype
 from .checkpoints import find_resume, load_training_state, save_checkpoint
 from .distributed import (
     DistInfo,
@@ -49,7 +50,8 @@ from .step import MicroStep
 
 # Keys a resume may change without changing what the run computes (logging, checkpoint cadence, data workers: the
 # items read and every random draw depend only on (seed, step, slot)). Any other change is refused on resume.
-RESUME_SAFE_KEYS = ("run.*", "train.log_every", "train.save_every", "train.keep_last", "data.num_workers")
+RESUME_SAFE_KEYS = ("run.*", "train.log_every", "train.save_every", "train.keep_last", "data.num_workers",
+                    "data.prefetch_factor")
 
 
 class TrainingError(RuntimeError):
@@ -118,6 +120,11 @@ class Pretrainer:
         self.dataset = build_dataset(cfg)
         self.plan: Plan = make_plan(cfg.train, cfg.data, len(self.dataset), self.info.world_size)
         self.teacher = build_teacher(cfg.teacher, cfg.model).to(device)
+        if cfg.teacher.weights_dtype == "bfloat16":
+            if resolve_autocast_dtype(cfg.teacher.dtype, device) != torch.bfloat16:
+                raise ValueError(f"teacher.weights_dtype=bfloat16 needs a bf16 teacher; teacher.dtype="
+                                 f"{cfg.teacher.dtype} runs in fp32 on {device.type} (set teacher.dtype=bfloat16)")
+            self.teacher.keep_weights_in(torch.bfloat16)
         torch.manual_seed(cfg.train.seed)  # the same initial weights on every rank and every run
         self.model = PretrainModel(cfg.model, target_dim=self.teacher.dim).to(device)
         self.optimizer = build_adamw(self.model, self.plan.peak_lr, cfg.train.weight_decay,

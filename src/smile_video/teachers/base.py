@@ -72,6 +72,16 @@ class Teacher(nn.Module):
         self.requires_grad_(False)
         return super().train(False)
 
+    def keep_weights_in(self, dtype: torch.dtype) -> Teacher:
+        """Store the floating-point weights and buffers in `dtype` (e.g. bf16), except the input normalisation
+        (``mean`` / ``std``). Under autocast, frozen fp32 weights are cast again at every forward (autocast caches
+        casts only for weights that require grad); weights kept in bf16 skip those casts. Matmuls see the same bf16
+        weights either way; layers autocast runs in fp32 (norms) see bf16-rounded weights."""
+        for name, tensor in [*self.named_parameters(), *self.named_buffers()]:
+            if tensor.is_floating_point() and name.rsplit(".", 1)[-1] not in ("mean", "std"):
+                tensor.data = tensor.data.to(dtype)
+        return self
+
     def train(self, mode: bool = True) -> Teacher:
         """A teacher stays in eval mode whatever is asked (BatchNorm statistics and dropout never change)."""
         return super().train(False)

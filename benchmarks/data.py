@@ -98,16 +98,19 @@ def reencoded(paths: list[str], cache: Path, gop: int) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------- measuring
-def timed(fn, items: int, repeats: int) -> float:
-    """Median seconds for `items` calls of fn(k)."""
-    fn(0)  # warm-up (imports, first open)
-    times = []
+def interleaved(loaders: list[dict], items: int, repeats: int) -> None:
+    """Time every loader on the same `items` clips per round, round-robin over `repeats` rounds, so that load from
+    other processes falls on all of them alike; adds ``seconds`` (one per round) to each."""
+    for ld in loaders:
+        ld["fn"](0)  # warm-up (imports, first open)
+        ld["seconds"] = []
     for r in range(repeats):
-        t0 = time.perf_counter()
-        for k in range(items):
-            fn(r * items + k)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for ld in loaders:
+            t0 = time.perf_counter()
+            for k in range(items):
+                ld["fn"](r * items + k)
+            ld["seconds"].append(time.perf_counter() - t0)
+        print(f"  round {r + 1}/{repeats} done", flush=True)
 
 
 def paper_path(paths: list[str], samples: int, crop: bool):
@@ -200,20 +203,15 @@ def measure(args: argparse.Namespace, core: int) -> None:
     if missing:
         print(f"not installed here (skipped): {missing}")
     samples = [int(s) for s in args.num_samples.split(",")]
-    rows: list[dict] = []
+    loaders: list[dict] = []
 
-    def add(name: str, fn, s: int, files: str = "long GOP") -> float:
-        sec = timed(fn, args.items, args.repeats)
-        ms = sec / (args.items * s) * 1e3
-        rows.append({"loader": name, "num_samples": s, "files": files, "ms_per_clip": ms, "clips_per_s": 1e3 / ms})
-        print(f"  {name:<34} S={s} {files:<9} {ms:7.1f} ms/clip", flush=True)
-        return ms
+    def add(name: str, fn, s: int, files: str = "long GOP", ref: str | int | None = None) -> None:
+        loaders.append({"loader": name, "fn": fn, "num_samples": s, "files": files, "ref": ref})
 
-    ref = {}
     if decoder_available("decord"):
-        ref["decode"] = add("paper path: decode (ref)", paper_path(paths, 1, crop=False), 1)
+        add("paper path: decode (ref)", paper_path(paths, 1, crop=False), 1, ref="decode")
         for s in samples:
-            ref[s] = add("paper path: decode + crop", paper_path(paths, s, crop=True), s)
+            add("paper path: decode + crop", paper_path(paths, s, crop=True), s, ref=s)
     for d in decoders:
         for s in samples:
             add(f"ours, {d}", ours(paths, d, s), s)
@@ -222,18 +220,33 @@ def measure(args: argparse.Namespace, core: int) -> None:
         add(f"ours, {d}", ours(short, d, max(samples)), max(samples), files=f"GOP {args.gop}")
     add(f"ours, {decoders[0]}, per-sample start (old)", ours(paths, decoders[0], max(samples), per_sample_start=True),
         max(samples))
+    interleaved(loaders, args.items, args.repeats)
+    refs = {ld["ref"]: ld for ld in loaders if ld["ref"] is not None}
+
+    def ratio(ref: dict | None, ld: dict) -> float:
+        """Median over rounds of (reference time per clip / this loader's time per clip)."""
+        if ref is None:
+            return float("nan")
+        return statistics.median((rs / ref["num_samples"]) / (ls / ld["num_samples"])
+                                 for rs, ls in zip(ref["seconds"], ld["seconds"]))
+
+    rows = []
+    for ld in loaders:
+        ms = statistics.median(ld["seconds"]) / (args.items * ld["num_samples"]) * 1e3
+        rows.append({"loader": ld["loader"], "num_samples": ld["num_samples"], "files": ld["files"],
+                     "ms_per_clip": ms, "clips_per_s": 1e3 / ms, "vs_ref_decode": ratio(refs.get("decode"), ld),
+                     "vs_paper_same_s": ratio(refs.get(ld["num_samples"]), ld),
+                     "seconds_per_round": ld["seconds"]})
     size = {"long_gop_bytes": sum(os.path.getsize(p) for p in paths), "short_gop_bytes": sum(os.path.getsize(p)
                                                                                              for p in short)}
     leads = {"long GOP": lead_in(paths), f"GOP {args.gop}": lead_in(short)}
 
-    print("\n| loader | S | files | ms / clip | clips/s/core | vs ref decode | vs paper path, same S |")
+    print(f"\nmedians of {args.repeats} rounds of {args.items} items; ratios: median of the per-round ratios")
+    print("| loader | S | files | ms / clip | clips/s/core | vs ref decode | vs paper path, same S |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        vs_dec = ref["decode"] / r["ms_per_clip"] if "decode" in ref else float("nan")
-        vs_same = ref[r["num_samples"]] / r["ms_per_clip"] if r["num_samples"] in ref else float("nan")
-        r.update(vs_ref_decode=vs_dec, vs_paper_same_s=vs_same)
         print(f"| {r['loader']} | {r['num_samples']} | {r['files']} | {r['ms_per_clip']:.1f} | {r['clips_per_s']:.1f} "
-              f"| {vs_dec:.2f}x | {vs_same:.2f}x |")
+              f"| {r['vs_ref_decode']:.2f}x | {r['vs_paper_same_s']:.2f}x |")
     long_mb, short_mb = size["long_gop_bytes"] / 1e6, size["short_gop_bytes"] / 1e6
     print(f"\nsize: long GOP {long_mb:.2f} MB, GOP {args.gop} {short_mb:.2f} MB ({short_mb / long_mb:.2f}x)")
     for k, v in leads.items():

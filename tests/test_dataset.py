@@ -277,6 +277,8 @@ def test_constructor_checks_arguments(videos):
         _dataset(videos["good"], decoder="cv2")
     with pytest.raises(ValueError, match="start_sampling"):
         _dataset(videos["good"], start_sampling="scene")
+    with pytest.raises(ValueError, match="decoding on 'cuda' needs decoder 'torchcodec'"):
+        _dataset(videos["good"], decoder="pyav", decode_device="cuda")
     with pytest.raises(ValueError, match="crop_scales"):
         _dataset(videos["good"], crop_scales=(1.5,))
 

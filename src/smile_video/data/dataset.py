@@ -80,6 +80,9 @@ class VideoClipDataset(torch.utils.data.Dataset):
             decoder = resolve_decoder(decoder)
         except ValueError as e:
             raise ValueError(f"VideoClipDataset: {e}") from None
+        if decode_device != "cpu" and decoder != "torchcodec":
+            raise ValueError(f"VideoClipDataset: decoding on {decode_device!r} needs decoder 'torchcodec' (installed, "
+                             f"with FFmpeg's libraries), got {decoder!r}")
         if start_sampling not in ("uniform", "keyframe") or keyframe_window < 0:
             raise ValueError(f"VideoClipDataset: start_sampling must be 'uniform' or 'keyframe' and keyframe_window "
                              f">= 0, got {start_sampling!r}, {keyframe_window}")

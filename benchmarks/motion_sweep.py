@@ -1,7 +1,7 @@
 """Where the time of CUDA compositing goes, and the Triton kernel's launch shape: a breakdown of one `composite`
 call (parameter checks, `plan_windows` on the host and its copy to the device, the kernel) and a sweep over the
-kernel's chunk size, warps per program and programs per launch, at the issue's setting (batch 32, 16 x 224 x 224,
-2 objects, the default bank).
+kernel's chunk size, warps per program and programs per launch, at a ViT-B pretraining batch (batch 32,
+16 x 224 x 224, 2 objects, the default bank).
 
     python benchmarks/motion_sweep.py --json sweep.json
 

@@ -61,7 +61,10 @@ def test_probe_reads_lists_relative_to_their_folder_and_checks_every_list_first(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "val.txt" in err and "probe.data_root" in err and "Traceback" not in err
     assert not out.exists()  # nothing extracted, no run directory
-    assert main([*args, "--out", str(tmp_path / "good"), f"probe.val_list={videos / 'val.txt'}"]) == 0
+    loud = [a for a in args if a != "--quiet"]
+    assert main([*loud, "--out", str(tmp_path / "good"), f"probe.val_list={videos / 'val.txt'}"]) == 0
+    first = capsys.readouterr().err.strip().splitlines()[0]  # says which encoder, task list and run it is
+    assert "random init" in first and "train.txt" in first and str(tmp_path / "good") in first
 
 
 def test_extract_checks_the_list_before_loading_the_encoder(tmp_path, capsys):

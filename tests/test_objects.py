@@ -139,4 +139,4 @@ def test_info_counts_the_categories_the_bank_holds(folder, tmp_path, capsys):
     assert len(cats.categories) == 2 and cats.num_categories == 1 and "1 categories" in repr(cats)
     cats.save(tmp_path / "cats.bank")
     assert main(["objects", "info", str(tmp_path / "cats.bank")]) == 0
-    assert "2 objects in 1 categories" in capsys.readouterr().out
+    assert "2 objects, 1 categories" in capsys.readouterr().out

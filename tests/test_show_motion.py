@@ -45,7 +45,15 @@ def test_show_motion_writes_gif_and_filmstrip(bank_folder, tmp_path):
     gif = Image.open(out / "motion.gif")
     assert gif.n_frames == 6 and gif.size == (2 * 48 + 4, 48)
     strip = np.asarray(Image.open(out / "filmstrip.png").convert("RGB"))
-    assert strip.shape == (4 * 48 + 3 * 4, 3 * 48 + 2 * 4, 3)
+    from smile_video.commands.show_motion import _TINTS, LABEL_WIDTH, LEGEND_HEIGHT
+
+    assert strip.shape == (4 * 48 + 3 * 4 + LEGEND_HEIGHT, 3 * 48 + 2 * 4 + LABEL_WIDTH, 3)
+    # the colour key below the rows: one swatch per object in its tint (2 objects by default)
+    key = strip[4 * 48 + 3 * 4:]
+    for k in range(2):
+        assert (key == _TINTS[k].numpy()).all(-1).sum() >= 64, k
+    labels = strip[:4 * 48 + 3 * 4, 3 * 48 + 2 * 4:]
+    assert (labels < 128).all(-1).any(), "row labels are written"
     frames = [np.asarray(gif.convert("RGB")) for _ in range(1)]
     lit = frames[0].max(-1) > 100  # objects (red or blue) on black are visible in the first GIF frame
     assert 0 < lit.mean() < 0.5

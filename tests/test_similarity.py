@@ -84,3 +84,21 @@ def test_checkpoint_and_random_init_encoders_side_by_side(tmp_path):
     assert maps["ckpt"].shape == (4, 4) and (maps["ckpt"] - maps["random init"]).abs().max() > 1e-4
     save_similarity(maps, tmp_path / "side.png")
     assert (tmp_path / "side.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("names", [["SMILE"], ["random init", "SMILE"]])
+def test_the_figure_title_does_not_overlap_the_map_titles(names):
+    import matplotlib.pyplot as plt
+
+    from smile_video.eval.similarity import similarity_figure
+
+    g = torch.Generator().manual_seed(0)
+    fig = similarity_figure({n: torch.rand(4, 4, generator=g) for n in names},
+                            "Centred frame-feature similarity, motion task val clips")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    title = fig._suptitle.get_window_extent(renderer)
+    for ax in fig.axes:
+        if ax.get_title():
+            assert not title.overlaps(ax.title.get_window_extent(renderer)), ax.get_title()
+    plt.close(fig)

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     bank = _open(args.bank)
     sides = [max(s.shape[1:]) for s in bank.sprites]
     counts = Counter(bank.labels.tolist())
-    print(f"{args.bank}: {len(bank)} objects in {bank.num_categories} categories, max_side {bank.max_side}")
+    print(f"{args.bank}: {len(bank)} objects, {bank.num_categories} categories, max_side {bank.max_side}")
     print(f"  longest side: min {min(sides)}, median {sorted(sides)[len(sides) // 2]}, max {max(sides)} px")
     print(f"  objects per category: min {min(counts.values())}, max {max(counts.values())}")
     for label, n in counts.most_common(args.categories):

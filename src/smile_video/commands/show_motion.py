@@ -51,7 +51,8 @@ def _read_video(path: str, clips: int, frames: int, size: int, stride: int) -> t
 
 
 def render(video: torch.Tensor, alpha, strip_frames: int) -> tuple[list[Image.Image], Image.Image]:
-    """GIF frames (clips side by side) and a filmstrip: per clip a row of frames and a row of tinted object alpha.
+    """GIF frames (clips side by side) and a filmstrip: per clip a row of frames and a row of tinted object alpha,
+    labelled on the right, with a colour key of the objects below.
 
     video: (B, 3, T, H, W) uint8; alpha: (B, K, T, H, W) float, or the `ObjectAlpha` motion infusion returns.
     """
@@ -77,7 +78,30 @@ def render(video: torch.Tensor, alpha, strip_frames: int) -> tuple[list[Image.Im
             x0 = c * (w + gap)
             strip[:, 2 * j * (h + gap):2 * j * (h + gap) + h, x0:x0 + w] = video[j, :, i]
             strip[:, (2 * j + 1) * (h + gap):(2 * j + 1) * (h + gap) + h, x0:x0 + w] = colour[j, :, i]
-    return gif, Image.fromarray(strip.permute(1, 2, 0).numpy())
+    return gif, _legend(Image.fromarray(strip.permute(1, 2, 0).numpy()), b, h, gap, k)
+
+
+LABEL_WIDTH, LEGEND_HEIGHT = 64, 16  # the filmstrip's right-hand row labels and bottom colour key, in pixels
+
+
+def _legend(strip: Image.Image, clips: int, h: int, gap: int, objects: int) -> Image.Image:
+    """The filmstrip (kept at the top left) with a label on the right of every row ("clip j": its frames,
+    "objects": the per-object alpha) and, below, which colour is which object."""
+    from PIL import ImageDraw
+
+    out = Image.new("RGB", (strip.width + LABEL_WIDTH, strip.height + LEGEND_HEIGHT), (255, 255, 255))
+    out.paste(strip, (0, 0))
+    draw = ImageDraw.Draw(out)
+    x = strip.width + 4
+    for j in range(clips):
+        draw.text((x, 2 * j * (h + gap) + h // 2 - 5), f"clip {j + 1}", fill=(0, 0, 0))
+        draw.text((x, (2 * j + 1) * (h + gap) + h // 2 - 5), "objects", fill=(0, 0, 0))
+    y = strip.height + 3
+    for i in range(objects):
+        x0 = 2 + i * 70
+        draw.rectangle((x0, y, x0 + 9, y + 9), fill=tuple(_TINTS[i % len(_TINTS)].tolist()))
+        draw.text((x0 + 13, y - 1), f"object {i + 1}", fill=(0, 0, 0))
+    return out
 
 
 def run(args: argparse.Namespace) -> int:

@@ -141,9 +141,12 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
     checkpoint = run_dir / "model"
 
     rd.echo("[5/6] linear probe, kNN and finetuning: random init vs SMILE (chosen on val, reported on test)")
-    results = {name: evaluate_checkpoint(ckpt, tasks, out / "eval" / name.replace(" ", "_"), settings.seed,
-                                         settings.finetune_epochs, settings.quiet, settings.finetune_tasks)
-               for name, ckpt in (("random init", None), ("SMILE", checkpoint))}
+    results = {}
+    for name, ckpt in (("random init", None), ("SMILE", checkpoint)):
+        # each probe / kNN / finetuning run's first line names its encoder, task list and run directory
+        rd.echo(f"      encoder: {name} (tasks: {', '.join(tasks)})")
+        results[name] = evaluate_checkpoint(ckpt, tasks, out / "eval" / name.replace(" ", "_"), settings.seed,
+                                            settings.finetune_epochs, settings.quiet, settings.finetune_tasks)
 
     rd.echo("[6/6] report")
     maps = {name: torch.tensor(r["similarity_map_centred"]) for name, r in results.items()}

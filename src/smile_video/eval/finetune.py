@@ -214,6 +214,7 @@ def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
         claim_run_dir(cfg.run.out_dir, resume=bool(cfg.run.resume), overwrite=cfg.run.overwrite,
                       resumable=resume_from is not None, is_main=info.is_main)  # one run per directory
         run = RunDir(cfg.run.out_dir, quiet=cfg.run.quiet, is_main=info.is_main)
+        run.echo(f"finetune {checkpoint or 'random init'} on {f.train_list} -> {run.path}")  # encoder, task, run
         num_classes = num_outputs(f.task, [t for t in (train_t, val_t, test_t) if t is not None], f.num_classes)
         train_t, val_t = pad_targets(f.task, train_t, num_classes), pad_targets(f.task, val_t, num_classes)
         test_t = None if test_t is None else pad_targets(f.task, test_t, num_classes)

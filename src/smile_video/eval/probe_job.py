@@ -92,6 +92,7 @@ def _start(cfg: ProbeJob, checkpoint: str | None, pooling: str | None = None
     # One run per directory; --overwrite keeps the feature cache (checked against the encoder on use).
     claim_run_dir(cfg.run.out_dir, resume=False, overwrite=cfg.run.overwrite, keep=("features",), resume_hint=None)
     run = RunDir(cfg.run.out_dir, quiet=cfg.run.quiet)
+    run.echo(f"{checkpoint or 'random init'} on {cfg.probe.train_list} -> {run.path}")  # which encoder, task, run
     run.save_config(cfg)
     sets, identity = probe_features(cfg, checkpoint, run, pooling)
     run.save_config(cfg)  # again: the model section may now come from the checkpoint

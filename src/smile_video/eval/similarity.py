@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..runlog import atomic_write_bytes, atomic_write_text
 
-__all__ = ["time_step_features", "frame_similarity", "save_similarity", "off_diagonal_mean"]
+__all__ = ["time_step_features", "frame_similarity", "save_similarity", "similarity_figure", "off_diagonal_mean"]
 
 
 def time_step_features(tokens: Tensor, grid: tuple[int, int, int]) -> Tensor:
@@ -53,17 +53,34 @@ def save_similarity(maps: dict[str, Tensor], png_path: str | Path, json_path: st
         raise ValueError("save_similarity needs at least one map")
     import io
 
+    import matplotlib.pyplot as plt
+
+    arrays = {name: m.detach().float().cpu() for name, m in maps.items()}
+    fig = similarity_figure(arrays, title)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(png_path, buf.getvalue())
+    if json_path is not None:
+        record = {name: {"matrix": m.tolist(), "off_diagonal_mean": off_diagonal_mean(m)} for name, m in
+                  arrays.items()}
+        atomic_write_text(json_path, json.dumps(record, indent=1))
+
+
+def similarity_figure(arrays: dict[str, Tensor], title: str):
+    """The heat maps side by side, one colour scale, a title above the per-map titles (constrained layout: the
+    title never overlaps them). Returns the matplotlib Figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    arrays = {name: m.detach().float().cpu() for name, m in maps.items()}
     for name, m in arrays.items():
         if m.dim() != 2 or m.shape[0] != m.shape[1]:
             raise ValueError(f"similarity map {name!r} must be (T', T'), got {tuple(m.shape)}")
     low = min(float(m.min()) for m in arrays.values())
-    fig, axes = plt.subplots(1, len(arrays), figsize=(3.6 * len(arrays) + 0.8, 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(arrays), figsize=(3.6 * len(arrays) + 0.8, 3.6), squeeze=False,
+                             layout="constrained")
     image = None
     for ax, (name, m) in zip(axes[0], arrays.items()):
         image = ax.imshow(m.numpy(), vmin=min(low, 0.0), vmax=1.0, cmap="viridis")
@@ -75,11 +92,4 @@ def save_similarity(maps: dict[str, Tensor], png_path: str | Path, json_path: st
         ax.set_yticks(ticks)
     fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8)
     fig.suptitle(title, fontsize=10)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write_bytes(png_path, buf.getvalue())
-    if json_path is not None:
-        record = {name: {"matrix": m.tolist(), "off_diagonal_mean": off_diagonal_mean(m)} for name, m in
-                  arrays.items()}
-        atomic_write_text(json_path, json.dumps(record, indent=1))
+    return fig

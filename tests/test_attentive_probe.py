@@ -59,6 +59,11 @@ def test_every_lr_starts_from_the_same_head():
     b.reset_parameters(torch.Generator().manual_seed(0))
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     assert a(torch.randn(2, 5, 16)).shape == (2, 3)
+    with torch.no_grad():  # give the biases values: the fast pooling must not depend on their being zero
+        for p in a.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=g))
+    x = torch.randn(3, 7, 16, generator=g)
+    torch.testing.assert_close(a.pool(x), a.pool_reference(x), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="num_heads"):
         AttentiveHead(10, 3, num_heads=4)
 

@@ -61,7 +61,27 @@ class AttentiveHead(nn.Module):
                 nn.init.zeros_(p)
 
     def pool(self, tokens: Tensor) -> Tensor:
-        """(B, L, D) -> (B, D): the query after cross-attention and the MLP."""
+        """(B, L, D) -> (B, D): the query after cross-attention and the MLP.
+
+        Computed without projecting every token: with one query, head h's logits are q_h . (W_k,h x + b_k,h) =
+        (W_k,h^T q_h) . x + const (the constant cancels in the softmax), and its output is
+        sum_l a_l (W_v,h x_l + b_v,h) = W_v,h (sum_l a_l x_l) + b_v,h (the weights sum to 1). Exactly
+        `pool_reference`, in O(L D) instead of O(L D^2) a head.
+        """
+        B, L, D = tokens.shape
+        h, dh = self.num_heads, D // self.num_heads
+        x = self.norm_kv(tokens)  # (B, L, D)
+        w_k, w_v = self.kv.weight[:D].view(h, dh, D), self.kv.weight[D:].view(h, dh, D)  # (h, dh, D)
+        q = self.q(self.query[0, 0]).view(h, dh)  # (h, dh)
+        u = torch.einsum("hd,hdc->hc", q, w_k) * dh ** -0.5  # (h, D): each head's key-space query
+        a = torch.einsum("blc,hc->bhl", x, u).softmax(dim=-1)  # (B, h, L)
+        pooled = torch.einsum("bhl,blc->bhc", a, x)  # (B, h, D)
+        y = torch.einsum("bhc,hdc->bhd", pooled, w_v).reshape(B, D) + self.kv.bias[D:]  # (B, D)
+        z = self.query[:, 0] + self.proj(y)  # (B, D)
+        return z + self.mlp(self.norm_mlp(z))
+
+    def pool_reference(self, tokens: Tensor) -> Tensor:
+        """`pool` written the usual way (keys and values of every token, scaled dot-product attention)."""
         B, L, D = tokens.shape
         h = self.num_heads
         x = self.norm_kv(tokens)

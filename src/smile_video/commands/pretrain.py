@@ -12,7 +12,8 @@ from ._config import add_config_arguments, add_run_dir_arguments, resolve, run_d
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--resume", default=None, metavar="auto|PATH",
-                        help="resume from the newest checkpoint in the run directory (auto) or from PATH")
+                        help="resume from the newest checkpoint in the run directory (auto) or from PATH; the "
+                             "config must be the run's own (see --force-resume)")
     parser.add_argument("--out", default=None, metavar="DIR", help="run directory (same as run.out_dir=DIR)")
     add_run_dir_arguments(parser)
 

@@ -17,8 +17,8 @@ from smile_video.data.decode import (
     check_video,
     count_frames,
     decode_frames,
-    decord_available,
     decoder_available,
+    decord_available,
     installed_decoders,
     open_video,
     resolve_decoder,
@@ -181,9 +181,8 @@ def test_torchcodec_bad_files_raise_a_clear_error(tmp_path, long_video, kind, re
     elif kind == "truncated":
         data = Path(long_video).read_bytes()
         path.write_bytes(data[: len(data) // 3])
-    with pytest.raises(VideoDecodeError, match=reason) as info:
-        with open_video(path, "torchcodec") as reader:
-            reader.get_frames(range(reader.num_frames))
+    with pytest.raises(VideoDecodeError, match=reason) as info, open_video(path, "torchcodec") as reader:
+        reader.get_frames(range(reader.num_frames))
     assert str(info.value).startswith(str(path))
 
 

@@ -27,7 +27,9 @@ TINY = ["model.preset=tiny", "model.img_size=32", "model.num_frames=4", "mask.ra
 
 
 def job(out: Path, *extra: str) -> PretrainJob:
-    return load_config(PretrainJob, overrides=[*TINY, f"run.out_dir={out}", *extra])
+    video = "data.source=video" in extra  # an epoch is then the list: data.epoch_size (synthetic only) is not set
+    base = [o for o in TINY if not (video and o.startswith("data.epoch_size="))]
+    return load_config(PretrainJob, overrides=[*base, f"run.out_dir={out}", *extra])
 
 
 def weights(run: Path) -> dict[str, torch.Tensor]:

@@ -46,8 +46,11 @@ def claim_run_dir(path: str | Path, *, resume: bool, overwrite: bool, resumable:
     yet) empty it first on the main process. Returns True when an earlier run's files were removed.
 
     `resume`: the job continues a run; `resumable`: it found a checkpoint to continue from. `resume_hint` is how
-    the user continues this job's runs (None: the job has no resume)."""
+    the user continues this job's runs (None: the job has no resume). Other ranks (`is_main` False) return at once:
+    the main one stops the job when the folder is refused."""
     path = Path(path)
+    if not is_main:  # only the main process looks and deletes: other ranks would race with its writes
+        return False
     if path.exists() and not path.is_dir():
         raise RunDirError(f"{path} exists and is not a directory; choose another --out")
     if resume and overwrite:

@@ -2,7 +2,7 @@
 backend (c, torch, triton), against a straightforward per-frame PIL reference (resize, rotate and paste each object
 in each frame) on the same motion params, measured in the same run.
 
-    python benchmarks/motion.py                       # defaults: batch 32, 16 x 224 x 224, 2 objects (ViT-B pretraining)
+    python benchmarks/motion.py                       # defaults: batch 32, 16 x 224 x 224, 2 objects (ViT-B)
     python benchmarks/motion.py --devices cpu1 --backends c --json out.json
 
 Prints clips/s (median over repeats) and writes them as JSON when asked: `composite` in place on a fresh batch (what

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,9 @@ from .step import MicroStep
 # items read and every random draw depend only on (seed, step, slot)). Any other change is refused on resume.
 RESUME_SAFE_KEYS = ("run.*", "train.log_every", "train.save_every", "train.keep_last", "data.num_workers",
                     "data.prefetch_factor")
+
+
+log = logging.getLogger(__name__)
 
 
 class TrainingError(RuntimeError):
@@ -146,6 +150,7 @@ class Pretrainer:
         self.last_lr = 0.0
         self.saved_step = -1
         self.skipped_total = 0
+        self.skipped_seen: set[str] = set()  # files already reported (see _report_skipped)
         self._resume()
         net: nn.Module = self.model
         if cfg.train.compile:
@@ -279,6 +284,8 @@ class Pretrainer:
                 total.wait += wait
                 total.clips += cfg.train.batch_size
                 skipped = sum(len(b.get("skipped", [])) for b in batches)
+                if skipped and self.data_options["num_workers"]:
+                    self._report_skipped(batches)
                 self.skipped_total += all_reduce_sum_int(skipped, self.info)
                 loss = self.optimizer_step(batches, stage.mode)
                 meter.loss += loss
@@ -311,6 +318,15 @@ class Pretrainer:
             self.tb.close()
         rd.echo(f"done: {self.step} steps; model in {rd.file('model')}")
         return rd.path
+
+    def _report_skipped(self, batches: list[dict[str, Any]]) -> None:
+        """Log each skipped file once from the training process: a loader worker's own warning goes to its stderr,
+        not to this process's log handlers."""
+        for text in (t for b in batches for t in b.get("skipped", [])):
+            path = text.split(": ", 1)[0]
+            if path not in self.skipped_seen:
+                self.skipped_seen.add(path)
+                log.warning("skipping video %s", text)
 
     def log(self, meter: Meter, stage: str, bar) -> None:
         elapsed = max(1e-9, time.perf_counter() - meter.start)

@@ -23,8 +23,8 @@ from ..config.evaluation import check_list_files
 from ..devices import resolve_device
 from ..run_guard import claim_run_dir
 from ..runlog import RunDir, atomic_write_text
-from .features import FeatureSet, list_features, load_frozen_encoder
 from .attentive_probe import train_attentive_probe
+from .features import FeatureSet, list_features, load_frozen_encoder
 from .knn import knn_evaluate
 from .linear_probe import train_linear_probe
 from .similarity import save_similarity
@@ -53,8 +53,8 @@ def probe_features(cfg: ProbeJob, checkpoint: str | None, run: RunDir, pooling: 
     `checkpoint` is None), from the cache when it matches. Returns ({split: features}, encoder identity) and sets
     cfg.model to the config the checkpoint describes. `pooling`: None = probe.pooling; "tokens" = every token."""
     p = cfg.probe
-    check_lists(p)
     pooling = pooling or p.pooling
+    check_lists(p)
     device = resolve_device(p.device)
     encoder, model_cfg, identity = load_frozen_encoder(checkpoint, cfg.model, seed=p.seed)
     cfg.model = model_cfg  # the config the checkpoint describes is the one written beside the results
@@ -138,7 +138,7 @@ def run_probe(cfg: ProbeJob, checkpoint: str | None) -> dict[str, Any]:
                                     test_feats=None if test is None else test.feats,
                                     test_labels=None if test is None else test.labels)
     bar.close()
-    results = {**head, **result.to_dict()}
+    results = {**head, "head": cfg.probe.head, **result.to_dict()}
     for lr, m in zip(result.lrs, result.metrics):
         run.echo(f"base lr {lr:g}: val {_line(m)}")
     if result.selected is None:

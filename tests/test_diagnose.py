@@ -70,6 +70,9 @@ def test_random_init_end_to_end_prints_the_table_and_writes_what_the_library_com
     assert list(stats) == list(STAT_KEYS)
     for key in STAT_KEYS:
         assert stats[key] == pytest.approx(expected[key], rel=1e-4, abs=1e-6), key
+    ent = record["encoders"]["random init"]["attention_entropy"]
+    assert "attention entropy per block" in out and len(ent) == CFG.depth
+    assert all(0.5 * math.log(CFG.num_tokens) < e <= math.log(CFG.num_tokens) + 1e-6 for e in ent)
 
 
 def test_compare_random_finds_the_collapsed_checkpoint(video_list, collapsed_checkpoint, tmp_path, capsys):

@@ -133,3 +133,30 @@ def test_bad_shapes_are_refused_with_a_clear_message():
         centred_frame_similarity(tokens, GRID, mean=torch.zeros(7))
     with pytest.raises(ValueError, match=r"\(M, C\)"):
         effective_rank(torch.zeros(5))
+
+
+def test_attention_entropy_is_the_blocks_own_attention_and_reads_collapse():
+    from smile_video.config import ModelConfig
+    from smile_video.eval.diagnostics import _attention_probs, attention_entropy
+    from smile_video.models import VideoViTEncoder
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(img_size=32, num_frames=4, patch_size=16, embed_dim=32, depth=2, num_heads=2)
+    enc = VideoViTEncoder(cfg).eval()
+    x = torch.randn(3, 3, 4, 32, 32)
+    n = cfg.num_tokens
+    # the probabilities applied to the block's values give the block's own attention output
+    h = enc.blocks[0].norm1(enc.patch_embed(x) + enc.pos_embed)
+    attn = enc.blocks[0].attn
+    p = _attention_probs(attn, h)  # (B, heads, N, N)
+    B, N, C = h.shape
+    bias = torch.cat([attn.q_bias, torch.zeros_like(attn.v_bias), attn.v_bias])
+    v = torch.nn.functional.linear(h, attn.qkv.weight, bias).view(B, N, 3, 2, C // 2)[:, :, 2].transpose(1, 2)
+    torch.testing.assert_close(attn.proj((p @ v).transpose(1, 2).reshape(B, N, C)), attn(h), rtol=1e-4, atol=1e-5)
+    ent = attention_entropy(enc, x)
+    assert len(ent) == 2 and all(0 < e <= math.log(n) + 1e-9 for e in ent)
+    assert min(ent) > 0.8 * math.log(n)  # a random init attends almost uniformly
+    with torch.no_grad():  # huge query / key weights: each query attends to ~one key
+        for blk in enc.blocks:
+            blk.attn.qkv.weight[: 2 * C].mul_(200.0)
+    assert max(attention_entropy(enc, x)) < 0.3 * math.log(n)

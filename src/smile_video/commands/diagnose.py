@@ -1,6 +1,7 @@
 """`smile diagnose`: is an encoder's output collapsed (one constant vector), low-rank, or static over time?
 
-Encodes one centre clip of up to ``--max-clips`` videos of a list and prints `eval.diagnostics.feature_stats`; with
+Encodes one centre clip of up to ``--max-clips`` videos of a list and prints `eval.diagnostics.feature_stats` and
+each block's attention entropy (`eval.diagnostics.attention_entropy`, on up to 32 of those clips); with
 ``--compare-random`` a random init of the same config is measured beside it. ``--out DIR`` writes
 ``DIR/diagnose.json``. The numbers are explained in docs/evaluation.md.
 """
@@ -68,6 +69,21 @@ def format_table(results: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def _attention_entropies(encoders: dict, cfg: ModelConfig, args: argparse.Namespace, device) -> dict[str, list[float]]:
+    """Per encoder, `diagnostics.attention_entropy` on the first (up to 32) clips of the same subset of the list."""
+    import torch
+
+    from ..data.normalize import normalize
+    from ..eval.diagnostics import attention_entropy
+    from ..eval.features import clip_loader
+
+    loader = clip_loader(cfg, args.list, args.data_root, args.sampling_rate, batch_size=min(32, args.max_clips),
+                         max_items=args.max_clips, seed=args.seed)
+    x = normalize(next(iter(loader))["video"].to(device))  # (b, 3, T, H, W)
+    with torch.inference_mode():
+        return {name: attention_entropy(enc.to(device).eval(), x) for name, (enc, _) in encoders.items()}
+
+
 def run(args: argparse.Namespace) -> int:
     ckpt, _ = encoder_and_overrides(args)  # (its run.out_dir override is for probe-style verbs; unused here)
     if args.compare_random and ckpt is None:
@@ -100,14 +116,20 @@ def run(args: argparse.Namespace) -> int:
                                       args.batch_size, args.seed, device)  # (B, N, C)
         results[name] = feature_stats(tokens, cfg.grid)
         clips = tokens.shape[0]
+    entropies = _attention_entropies(encoders, cfg, args, device)
     print(f"{clips} clips of {args.list}, grid (T', H', W') = {cfg.grid}, C = {cfg.embed_dim}")
     print(format_table(results))
+    print(f"attention entropy per block (nats; uniform attention = ln N = {math.log(cfg.num_tokens):.2f}, "
+          "near 0 = collapsed):")
+    for name, ent in entropies.items():
+        print(f"  {name}: " + " ".join(f"{e:.2f}" for e in ent))
     if args.out:
         record = {"checkpoint": ckpt, "list": args.list, "data_root": args.data_root, "clips": clips,
                   "sampling_rate": args.sampling_rate, "seed": args.seed, "grid": list(cfg.grid),
                   "model": dataclasses.asdict(cfg),
                   "encoders": {name: {"identity": ident,  # NaN (undefined) is written as null
-                                      "stats": {k: None if math.isnan(v) else v for k, v in results[name].items()}}
+                                      "stats": {k: None if math.isnan(v) else v for k, v in results[name].items()},
+                                      "attention_entropy": entropies[name]}
                                for name, (_, ident) in encoders.items()}}
         path = Path(args.out) / "diagnose.json"
         atomic_write_text(path, json.dumps(record, indent=1))

@@ -21,7 +21,8 @@ from torch import Tensor
 
 from .similarity import time_step_features
 
-__all__ = ["check_tokens", "effective_rank", "centred_frame_similarity", "feature_stats", "STAT_KEYS"]
+__all__ = ["check_tokens", "effective_rank", "centred_frame_similarity", "feature_stats", "attention_entropy",
+           "STAT_KEYS"]
 
 # feature_stats' keys, in the order the CLI prints them
 STAT_KEYS = ("constant_share", "effective_rank", "effective_rank_clips", "var_total", "var_across_clips",
@@ -153,3 +154,38 @@ def feature_stats(tokens: Tensor, grid: tuple[int, int, int]) -> dict[str, float
         "similarity_raw": _off_diagonal_nanmean(centred_frame_similarity(x, grid, torch.zeros(c, dtype=x.dtype))),
         "similarity_centred": _off_diagonal_nanmean(centred_frame_similarity(x, grid, mu)),
     }
+
+
+@torch.no_grad()
+def attention_entropy(encoder: torch.nn.Module, x: Tensor) -> list[float]:
+    """Mean entropy (nats) of each block's self-attention distributions over all tokens of the clips `x`.
+
+    encoder: a `VideoViTEncoder` (or `VideoClassifier`); x: (B, 3, T, H, W) normalised clips. Returns one value per
+    block: the entropy of a query's attention over the N keys, averaged over queries, heads and clips. Uniform
+    attention reads ln N; attention on one key reads 0. A trained ViT whose entropies fall towards 0 in every block has
+    the "attention entropy collapse" of Zhai et al. (2023), seen with too high a learning rate (docs/fidelity.md).
+    The probabilities are those the block computes (its `qkv`, biases and head split), so the block's own output
+    equals them applied to its values (tested).
+    """
+    tokens = encoder.patch_embed(x)  # (B, N, C)
+    tokens = tokens + encoder.pos_embed.to(tokens.dtype)
+    out = []
+    for blk in encoder.blocks:
+        out.append(_entropy(_attention_probs(blk.attn, blk.norm1(tokens))))
+        tokens = blk(tokens)
+    return out
+
+
+def _attention_probs(attn: torch.nn.Module, h: Tensor) -> Tensor:
+    """The attention probabilities of a `vit.Attention` on its input h (B, N, C): (B, heads, N, N)."""
+    B, N, C = h.shape
+    bias = torch.cat([attn.q_bias, torch.zeros_like(attn.v_bias), attn.v_bias])  # (3C,)
+    qkv = torch.nn.functional.linear(h, attn.qkv.weight, bias).view(B, N, 3, attn.num_heads, C // attn.num_heads)
+    q, k, _ = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, heads, N, C / heads)
+    return (q @ k.transpose(-1, -2) * (C // attn.num_heads) ** -0.5).softmax(dim=-1)
+
+
+def _entropy(p: Tensor) -> float:
+    """p (..., N) probability rows -> mean entropy in nats."""
+    p = p.double()
+    return float(-(p * p.clamp_min(1e-300).log()).sum(dim=-1).mean())

@@ -16,7 +16,7 @@ def test_demo_quick_writes_a_complete_report(tmp_path, capsys):
     assert set(results) == {"random init", "SMILE"}
     for r in results.values():
         for task in ("motion", "appearance"):
-            for metric in ("probe", "probe_val", "knn"):
+            for metric in ("probe", "probe_val", "attentive", "attentive_val", "knn"):
                 assert 0.0 <= r[task][metric] <= 100.0, (task, metric)
         assert 0.0 <= r["motion"]["finetune"] <= 100.0 and "finetune" not in r["appearance"]
         assert -1.0 <= r["stats"]["similarity_centred"] <= 1.0

@@ -99,13 +99,14 @@ def _filmstrip(settings: DemoSettings, report: Path) -> None:
 
 
 def _table(results: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
-    lines = ["| task | encoder | linear probe | finetune | kNN | frame similarity, centred (raw) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| task | encoder | linear probe | attentive probe | finetune | kNN | frame similarity, centred (raw) |",
+             "|---|---|---|---|---|---|---|"]
     for task in ("motion", "appearance"):
         for name, r in results.items():
             st = r["stats"]
             ft = f"{r[task]['finetune']:.1f}" if "finetune" in r[task] else "-"
-            lines.append(f"| {task} | {name} | {r[task]['probe']:.1f} | {ft} | "
+            att = f"{r[task]['attentive']:.1f}" if "attentive" in r[task] else "-"
+            lines.append(f"| {task} | {name} | {r[task]['probe']:.1f} | {att} | {ft} | "
                          f"{r[task]['knn']:.1f} | {st['similarity_centred']:.3f} ({st['similarity_raw']:.3f}) |")
     return lines
 
@@ -140,7 +141,8 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
     run_dir = _pretrain(settings, rd)
     checkpoint = run_dir / "model"
 
-    rd.echo("[5/6] linear probe, kNN and finetuning: random init vs SMILE (chosen on val, reported on test)")
+    rd.echo("[5/6] linear and attentive probes, kNN and finetuning: random init vs SMILE (chosen on val, reported on "
+            "test)")
     results = {}
     for name, ckpt in (("random init", None), ("SMILE", checkpoint)):
         # each probe / kNN / finetuning run's first line names its encoder, task list and run directory
@@ -162,7 +164,8 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
         "object motion, embedded EfficientNet-Lite0 teacher) and evaluated it against the same student at random "
         f"init on the embedded benchmark. Total time {minutes:.1f} min.", "",
         "Protocol: train and val clips show one pool of held-out objects, test clips a disjoint pool. Linear probe: "
-        "lr and epoch chosen on val, test top-1 reported. Finetuning: a fixed recipe "
+        "lr and epoch chosen on val, test top-1 reported; attentive probe (V-JEPA's, on every token): the same. "
+        "Finetuning: a fixed recipe "
         f"({settings.finetune_epochs} epochs, docs/fidelity.md), last epoch, test top-1. kNN (k=10): test top-1. "
         "Frame similarity: off-diagonal mean over the motion task's val clips, centred (the dataset-mean feature "
         "subtracted; lower = features change more over time) and raw (paper Fig. 4). One seed: an anecdote; "

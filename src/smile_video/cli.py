@@ -31,15 +31,18 @@ VERBS: tuple[Verb, ...] = (
          "(--config) and section.key=value overrides, e.g. `smile pretrain -c configs/pretrain/k400_vit_b.yaml "
          "data.train_list=k400_train.csv`. Scale out with `torchrun --nproc_per_node=N -m smile_video pretrain ...`.",
          6),
-    Verb("probe", "probe", "linear probing of a frozen encoder on cached features (Table 16)",
+    Verb("probe", "probe", "linear (Table 16) or attentive probing of a frozen encoder on cached features",
          "Extract features once with the frozen encoder, then train linear heads (several learning rates at "
-         "once) and report top-1, top-5 and mean per-class accuracy.", 7),
+         "once) and report top-1, top-5 and mean per-class accuracy. probe.head=attentive caches every output "
+         "token and trains V-JEPA's attentive probe (a learned query cross-attending over them) instead.", 7),
     Verb("knn", "knn", "k-nearest-neighbour classification on cached encoder features",
          "Cosine kNN on the same cached features the linear probe uses.", 7),
-    Verb("diagnose", "diagnose", "representation diagnostics: constant share, effective rank, temporal variation",
+    Verb("diagnose", "diagnose", "representation diagnostics: constant share, effective rank, temporal variation, "
+         "attention entropy",
          "Encode one centre clip of up to --max-clips videos of a list and report how much of the output is one "
          "constant vector, its effective rank, where its variance lies (clips / time / space) and the raw and "
-         "centred frame similarity; --compare-random adds a random init of the same config. See "
+         "centred frame similarity, and each block's attention entropy; --compare-random adds a random init of the "
+         "same config. See "
          "docs/evaluation.md.", 7),
     Verb("finetune", "finetune", "full finetuning with the VideoMAE recipe (Table 17)",
          "Layer-wise lr decay, drop path, RandAugment, mixup/cutmix, label smoothing, multi-view testing; "

@@ -64,6 +64,12 @@ def test_overrides_may_follow_flags_in_any_order(capsys):
     (FinetuneJob, ["train.seed=3"], ["train.seed=3", "finetune.seed"]),
     (ProbeJob, ["run.resume=auto"], ["run.resume", "--overwrite"]),
     (ProbeJob, ["probe.knn_vote=majority", "probe.knn_temperature=0.5"], ["probe.knn_temperature"]),
+    (PretrainJob, ["data.keyframe_window=8"], ["data.keyframe_window=8", "data.start_sampling=uniform"]),
+    (PretrainJob, ["data.source=video", "data.train_list=l.csv", "data.per_sample_start=true"],
+     ["data.per_sample_start", "data.num_samples=1"]),
+    (ProbeJob, ["probe.head=attentive", "probe.pooling=time"], ["probe.pooling='time'", "probe.head=attentive"]),
+    (ProbeJob, ["probe.attentive_heads=8"], ["probe.attentive_heads=8", "probe.head=linear"]),
+    (KnnJob, ["probe.head=attentive"], ["probe.head='attentive'", "smile knn"]),
 ])
 def test_a_key_the_choice_does_not_read_is_refused_naming_what_applies(job, overrides, named):
     with pytest.raises(ConfigError) as e:

@@ -42,6 +42,12 @@ def _pretrain(cfg: Any, d: Any) -> None:
         _refuse("data", data, d.data, ("train_list", "data_root", "label_map"),
                 f"by data.source=synthetic with data.background={data.background} (natural clips are read for "
                 "data.source=video or data.background=frame|video)")
+    if data.start_sampling != "keyframe":
+        _refuse("data", data, d.data, ("keyframe_window",),
+                f"by data.start_sampling={data.start_sampling} (keyframe-aligned starts only)")
+    if data.num_samples == 1:
+        _refuse("data", data, d.data, ("per_sample_start",),
+                "with data.num_samples=1 (it says where the 2nd and later samples of a video start)")
     if mask.kind != "trajectory":
         _refuse("mask", mask, d.mask, ("coverage_threshold", "variant"),
                 f"by mask.kind={mask.kind} (trajectory masking only)")
@@ -71,6 +77,16 @@ def _probe(cfg: Any, d: Any) -> None:
     _refuse("run", cfg.run, d.run, ("resume", "force_resume"),
             "by smile probe / knn, which do not resume (their features are cached); redo a run with --overwrite "
             "(run.overwrite=true)")
+    from .evaluation import KnnJob
+
+    if isinstance(cfg, KnnJob):
+        _refuse("probe", cfg.probe, d.probe, ("head", "attentive_heads"),
+                "by smile knn (it votes on the pooled features; probe.pooling sets them)")
+    elif cfg.probe.head == "attentive":
+        _refuse("probe", cfg.probe, d.probe, ("pooling", "batchnorm"),
+                "by probe.head=attentive (it reads every token and normalises them itself)")
+    else:
+        _refuse("probe", cfg.probe, d.probe, ("attentive_heads",), "by probe.head=linear (attentive only)")
     if cfg.probe.knn_vote != "weighted":
         _refuse("probe", cfg.probe, d.probe, ("knn_temperature",), "by probe.knn_vote=majority (weighted only)")
 

@@ -103,14 +103,19 @@ class VideoReader(ABC):
     def _read(self, wanted: list[int]) -> dict[int, np.ndarray]:
         """Sorted unique in-range indices -> (H, W, 3) uint8 frames."""
 
-    def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
-        """Frames at `indices` (any order, repeats allowed) -> ``(N, H, W, 3)`` uint8."""
+    def _checked_indices(self, indices: Sequence[int]) -> list[int]:
+        """`indices` as ints; ValueError when empty, VideoDecodeError naming the first one outside the video."""
         indices = [int(i) for i in indices]
         if not indices:
             raise ValueError(f"{self.path}: get_frames needs at least one index")
         bad = [i for i in indices if not 0 <= i < self.num_frames]
         if bad:
             raise VideoDecodeError(self.path, f"frame index {bad[0]} is outside [0, {self.num_frames})")
+        return indices
+
+    def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
+        """Frames at `indices` (any order, repeats allowed) -> ``(N, H, W, 3)`` uint8."""
+        indices = self._checked_indices(indices)
         frames = self._read(sorted(set(indices)))
         shapes = {f.shape for f in frames.values()}
         if len(shapes) > 1:

@@ -68,12 +68,7 @@ class TorchCodecReader(VideoReader):
 
     def get_frames(self, indices) -> torch.Tensor:
         """Frames at `indices` (any order, repeats allowed) -> ``(N, H, W, 3)`` uint8 on the reader's device."""
-        indices = [int(i) for i in indices]
-        if not indices:
-            raise ValueError(f"{self.path}: get_frames needs at least one index")
-        bad = [i for i in indices if not 0 <= i < self.num_frames]
-        if bad:
-            raise VideoDecodeError(self.path, f"frame index {bad[0]} is outside [0, {self.num_frames})")
+        indices = self._checked_indices(indices)
         wanted = sorted(set(indices))
         frames = self._decode(wanted)  # (len(wanted), H, W, 3)
         if wanted == indices:

@@ -60,3 +60,75 @@ def test_errors():
         make_background("frame", 1, 2, 8, 8, _g())
     with pytest.raises(ValueError, match="unknown background"):
         make_background("places", 1, 2, 8, 8, _g())
+
+
+def _write_images(folder, n: int = 3, size: tuple[int, int] = (48, 32)) -> list:
+    """`n` distinct random RGB images (W x H = size) under folder/sub/, as png."""
+    import numpy as np
+    from PIL import Image
+
+    (folder / "sub").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n):
+        p = folder / "sub" / f"img{i}.png"
+        Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(p)
+        paths.append(p)
+    return paths
+
+
+def test_image_files_and_load_still(tmp_path):
+    from smile_video.motion.backgrounds import _resized, image_files, load_still
+
+    paths = _write_images(tmp_path)
+    (tmp_path / "notes.txt").write_text("not an image")
+    assert image_files(tmp_path) == sorted(paths)  # recursive, images only
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        image_files(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no images"):
+        image_files(tmp_path / "empty")
+    still, skipped = load_still(paths, 16, 16, _g())
+    assert still.shape == (3, 16, 16) and still.dtype == torch.uint8 and skipped == []
+    # a crop of one of the files, short side resized to 16 (48 x 32 -> 24 x 16)
+    full = [_resized(p, 16) for p in paths]
+    assert all(f.shape == (3, 16, 24) for f in full)
+    assert any(torch.equal(still, f[:, :, x:x + 16]) for f in full for x in range(9))
+    assert torch.equal(still, load_still(paths, 16, 16, _g())[0])  # seeded
+
+
+def test_corrupt_image_is_skipped_and_named(tmp_path):
+    from smile_video.motion.backgrounds import load_still
+
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG not really")
+    good = _write_images(tmp_path, n=1)
+    for seed in range(4):  # whichever file is drawn first, the good one is returned
+        still, skipped = load_still([bad, *good], 8, 8, _g(seed))
+        assert still.shape == (3, 8, 8)
+        assert all("bad.png" in s for s in skipped)
+    with pytest.raises(FileNotFoundError, match="none of the 1 images"):
+        load_still([bad], 8, 8, _g())
+
+
+def test_background_clips_from_an_image_folder(tmp_path):
+    from smile_video.data.synthetic import BackgroundClips
+
+    _write_images(tmp_path, n=4)
+    clips = BackgroundClips("image", 8, 4, 16, seed=1, image_dir=str(tmp_path))
+    item = clips[3]
+    v = item["video"]
+    assert v.shape == (3, 4, 16, 16) and v.dtype == torch.uint8 and item["skipped"] == []
+    assert torch.equal(v, v[:, :1].expand_as(v))  # still over time
+    assert torch.equal(v, BackgroundClips("image", 8, 4, 16, seed=1, image_dir=str(tmp_path))[3]["video"])
+    assert not torch.equal(v, clips[4]["video"])
+    # the bundled photos are not used when a folder is given
+    default = BackgroundClips("image", 8, 4, 16, seed=1)[3]["video"]
+    assert not torch.equal(v, default)
+    (tmp_path / "sub" / "img0.png").write_bytes(b"corrupt")
+    from smile_video.motion.backgrounds import _resized
+
+    _resized.cache_clear()
+    broken = BackgroundClips("image", 64, 4, 16, seed=1, image_dir=str(tmp_path))
+    named = [s for i in range(64) for s in broken[i]["skipped"]]
+    assert named and all("img0.png" in s for s in named)

@@ -187,6 +187,9 @@ class DataConfig:
     # Background of synthetic clips (Table 7): noise | black | image (still photo) | frame (one frame of a
     # natural clip repeated; needs train_list) | video (natural clips; needs train_list)
     background: str = "noise"
+    # data.background=image: a folder of still images (searched recursively; e.g. the paper's Places-80K); empty = the
+    # photographs scikit-image ships (the embedded default)
+    image_dir: str = ""
     epoch_size: int = 256  # clips per epoch for the synthetic source
     sampling_rate: int = 4  # temporal stride: 4 for K400, 2 for SSv2 (F.3)
     # Multiple sampling (F.3 uses 2): clips per decoded clip, each with its own crop, flip, motion and mask; the frames

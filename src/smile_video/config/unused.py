@@ -42,6 +42,9 @@ def _pretrain(cfg: Any, d: Any) -> None:
         _refuse("data", data, d.data, ("train_list", "data_root", "label_map"),
                 f"by data.source=synthetic with data.background={data.background} (natural clips are read for "
                 "data.source=video or data.background=frame|video)")
+    if data.source == "video" or data.background != "image":
+        _refuse("data", data, d.data, ("image_dir",),
+                "unless data.source=synthetic and data.background=image (the folder of still backgrounds)")
     if data.start_sampling != "keyframe":
         _refuse("data", data, d.data, ("keyframe_window",),
                 f"by data.start_sampling={data.start_sampling} (keyframe-aligned starts only)")

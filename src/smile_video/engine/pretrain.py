@@ -80,7 +80,7 @@ def build_dataset(cfg: PretrainJob) -> Dataset:
     if d.num_samples != 1:
         raise ValueError("data.num_samples > 1 applies to natural videos only (data.source=video)")
     return BackgroundClips(d.background, d.epoch_size, m.num_frames, m.img_size, seed=cfg.train.seed,
-                           videos=videos if d.background in ("frame", "video") else None)
+                           videos=videos if d.background in ("frame", "video") else None, image_dir=d.image_dir)
 
 
 @dataclass
@@ -326,7 +326,7 @@ class Pretrainer:
             path = text.split(": ", 1)[0]
             if path not in self.skipped_seen:
                 self.skipped_seen.add(path)
-                log.warning("skipping video %s", text)
+                log.warning("skipping %s", text)
 
     def log(self, meter: Meter, stage: str, bar) -> None:
         elapsed = max(1e-9, time.perf_counter() - meter.start)

@@ -2,7 +2,8 @@
 
 - ``noise``: one uniform-noise image repeated over the T frames (the paper duplicates one noise image).
 - ``black``: zeros.
-- ``image``: a still photo repeated (embedded default: the photographs scikit-image ships; a random crop each).
+- ``image``: a still photo repeated: from a folder of images (`image_files`, e.g. the paper's Places-80K), or by
+  default the photographs scikit-image ships (a random crop each).
 - ``frame``: one random frame of a natural clip repeated (needs `video`).
 - ``video``: the natural clip itself (needs `video`).
 """
@@ -17,12 +18,16 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-__all__ = ["BACKGROUNDS", "PHOTO_FILES", "still_photos", "make_background"]
+__all__ = ["BACKGROUNDS", "PHOTO_FILES", "IMAGE_SUFFIXES", "still_photos", "image_files", "load_still",
+           "make_background"]
 
 BACKGROUNDS = ("noise", "black", "image", "frame", "video")
 # Photographs shipped inside the scikit-image wheel (never the ones its data module downloads).
 PHOTO_FILES = ("astronaut.png", "brick.png", "camera.png", "chelsea.png", "coffee.png", "coins.png", "grass.png",
                "gravel.png", "hubble_deep_field.jpg", "moon.png", "motorcycle_left.png", "rocket.jpg")
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
 
 def _photo_dir() -> Path:
@@ -60,6 +65,54 @@ def still_photos(size: int | None = None) -> list[torch.Tensor]:
     return list(_photos(size))
 
 
+def image_files(folder: str | Path) -> list[Path]:
+    """Every image under `folder` (recursive; suffixes in IMAGE_SUFFIXES), sorted: the still backgrounds of
+    ``data.image_dir``. Raises FileNotFoundError naming the folder when it is missing or holds no image."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"data.image_dir: {str(root)!r} is not a folder")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise FileNotFoundError(f"data.image_dir: no images ({', '.join(IMAGE_SUFFIXES)}) under {str(root)!r}")
+    return files
+
+
+@functools.lru_cache(maxsize=512)
+def _resized(path: Path, side: int) -> torch.Tensor:
+    """(3, H, W) uint8 RGB with the short side resized to `side` (aspect kept)."""
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        f = side / min(im.size)
+        im = im.resize((max(side, round(im.size[0] * f)), max(side, round(im.size[1] * f))), Image.Resampling.BICUBIC)
+        return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).contiguous()
+
+
+def load_still(files: list[Path], height: int, width: int,
+               generator: torch.Generator) -> tuple[torch.Tensor, list[str]]:
+    """One still background from `files`: a random file, its short side resized to max(height, width), a random
+    (height, width) crop. A file that cannot be read is skipped (the next one is tried, in order) and named in the
+    returned list, so one corrupt image never stops a run.
+
+    Returns:
+        ((3, height, width) uint8, [skipped paths])
+    """
+    g = generator
+    start = int(torch.randint(0, len(files), (1,), generator=g))
+    u = torch.rand(2, generator=g).tolist()  # crop position, drawn before any skip so a skip changes nothing else
+    skipped: list[str] = []
+    for k in range(len(files)):
+        path = files[(start + k) % len(files)]
+        try:
+            img = _resized(path, max(height, width))
+        except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for truncated / corrupt / unknown files
+            skipped.append(f"{path}: {e}")
+            continue
+        y = int(u[0] * (img.shape[1] - height + 1))
+        x = int(u[1] * (img.shape[2] - width + 1))
+        return img[:, y:y + height, x:x + width], skipped
+    raise FileNotFoundError(f"data.image_dir: none of the {len(files)} images could be read (first: {skipped[0]})")
+
+
 def _to_uint8(video: torch.Tensor) -> torch.Tensor:
     if video.dtype == torch.uint8:
         return video
@@ -67,10 +120,12 @@ def _to_uint8(video: torch.Tensor) -> torch.Tensor:
 
 
 def make_background(kind: str, batch: int, num_frames: int, height: int, width: int, generator: torch.Generator,
-                    video: torch.Tensor | None = None) -> torch.Tensor:
+                    video: torch.Tensor | None = None, images: list[Path] | None = None) -> torch.Tensor:
     """Background clips: (B, 3, T, H, W) uint8 on the generator's device (the video's device for frame/video).
 
     video: (B, 3, T, H, W) natural clips (uint8 or float [0, 1]), needed for ``frame`` and ``video``.
+    images: image files for ``image`` (`image_files`); None = the photographs scikit-image ships. An unreadable file
+    is replaced by the next readable one (`BackgroundClips` reports it; here it is silent).
     Static kinds repeat one image over T as an expanded view; call ``.contiguous()`` before writing in place.
     """
     if kind not in BACKGROUNDS:
@@ -82,6 +137,9 @@ def make_background(kind: str, batch: int, num_frames: int, height: int, width: 
     if kind == "noise":
         img = torch.randint(0, 256, (batch, 3, 1, height, width), generator=g, device=device, dtype=torch.uint8)
         return img.expand(shape)
+    if kind == "image" and images is not None:
+        imgs = torch.stack([load_still(images, height, width, g)[0] for _ in range(batch)])
+        return imgs.to(device).unsqueeze(2).expand(shape)
     if kind == "image":
         photos = still_photos(max(height, width))
         pick = torch.randint(0, len(photos), (batch,), generator=g, device=device).tolist()

@@ -20,7 +20,7 @@ def test_still_photos():
     assert all(tuple(p.shape) == (3, 40, 40) for p in squares)
 
 
-@pytest.mark.parametrize("kind", ["noise", "black", "image"])
+@pytest.mark.parametrize("kind", ["noise", "black", "deadleaves", "image"])
 def test_static_backgrounds(kind):
     bg = make_background(kind, 3, 5, 24, 32, _g())
     assert bg.shape == (3, 3, 5, 24, 32) and bg.dtype == torch.uint8
@@ -55,7 +55,7 @@ def test_frame_and_video_backgrounds():
 
 
 def test_errors():
-    assert BACKGROUNDS == ("noise", "black", "image", "frame", "video")
+    assert BACKGROUNDS == ("noise", "black", "deadleaves", "image", "frame", "video")
     with pytest.raises(ValueError, match="needs natural clips"):
         make_background("frame", 1, 2, 8, 8, _g())
     with pytest.raises(ValueError, match="unknown background"):
@@ -132,3 +132,37 @@ def test_background_clips_from_an_image_folder(tmp_path):
     broken = BackgroundClips("image", 64, 4, 16, seed=1, image_dir=str(tmp_path))
     named = [s for i in range(64) for s in broken[i]["skipped"]]
     assert named and all("img0.png" in s for s in named)
+
+
+def test_dead_leaves_matches_painting_the_discs_one_by_one():
+    from smile_video.motion.backgrounds import dead_leaves
+
+    h, w, k = 12, 16, 7
+    out = dead_leaves(2, h, w, _g(5), discs=k, r_min=0.1, r_max=0.5, alpha=2.0)
+    assert out.shape == (2, 3, h, w) and out.dtype == torch.uint8
+    # the same draws, in the function's order, painted back to front by a plain loop
+    g = _g(5)
+    u = torch.rand(2, k, generator=g)
+    side, a, b = max(h, w), 0.1 ** -1.0, 0.5 ** -1.0
+    radius = (a + u * (b - a)) ** -1.0 * side
+    assert radius.min() >= 0.1 * side - 1e-4 and radius.max() <= 0.5 * side + 1e-4
+    cy = torch.rand(2, k, generator=g) * (h + side) - 0.5 * side
+    cx = torch.rand(2, k, generator=g) * (w + side) - 0.5 * side
+    colours = torch.randint(0, 256, (2, k + 1, 3), generator=g, dtype=torch.uint8)
+    for i in range(2):
+        ref = colours[i, 0].view(3, 1, 1).expand(3, h, w).clone()
+        for d in range(k):
+            for y in range(h):
+                for x in range(w):
+                    if (y + 0.5 - cy[i, d]) ** 2 + (x + 0.5 - cx[i, d]) ** 2 <= radius[i, d] ** 2:
+                        ref[:, y, x] = colours[i, d + 1]
+        assert torch.equal(out[i], ref)
+
+
+def test_dead_leaves_default_covers_the_image_with_many_regions():
+    from smile_video.motion.backgrounds import make_background
+
+    bg = make_background("deadleaves", 4, 2, 64, 64, _g())[:, :, 0]  # (4, 3, 64, 64)
+    for img in bg:
+        colours = torch.unique(img.flatten(1), dim=1).shape[1]
+        assert colours > 15  # many discs visible, not one base colour with a few specks

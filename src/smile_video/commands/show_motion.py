@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..motion.backgrounds import BACKGROUNDS
 from ._config import add_config_arguments, resolve
 
 _TINTS = torch.tensor([[230, 60, 60], [60, 200, 80], [70, 110, 240], [240, 200, 40], [200, 80, 220]])
@@ -18,7 +19,7 @@ _TINTS = torch.tensor([[230, 60, 60], [60, 200, 80], [70, 110, 240], [240, 200, 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)  # motion.* and data.background overrides, e.g. motion.trajectory=official
     parser.add_argument("--out", required=True, metavar="DIR", help="where to write motion.gif and filmstrip.png")
-    parser.add_argument("--background", default=None, choices=("noise", "black", "image", "frame", "video"),
+    parser.add_argument("--background", default=None, choices=BACKGROUNDS,
                         help="what the objects move over (default: data.background, or video with --video)")
     parser.add_argument("--video", default=None, metavar="PATH", help="a natural video for frame / video")
     parser.add_argument("--bank", default=None, metavar="BANK", help="bank file (default: motion.bank)")

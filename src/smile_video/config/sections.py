@@ -184,8 +184,8 @@ class DataConfig:
     source: str = "synthetic"  # synthetic | video
     train_list: str = ""  # VideoMAE-format list, CSV/TSV/JSONL, or a folder of videos
     data_root: str = ""  # prefix for relative paths in the list
-    # Background of synthetic clips (Table 7): noise | black | image (still photo) | frame (one frame of a
-    # natural clip repeated; needs train_list) | video (natural clips; needs train_list)
+    # Background of synthetic clips (Table 7): noise | black | deadleaves (procedural, docs/motion.md) | image (still
+    # photo) | frame (one frame of a natural clip repeated; needs train_list) | video (natural clips; needs train_list)
     background: str = "noise"
     # data.background=image: a folder of still images (searched recursively; e.g. the paper's Places-80K); empty = the
     # photographs scikit-image ships (the embedded default)
@@ -216,7 +216,7 @@ class DataConfig:
         if self.min_frames < 0 or self.max_skips < 0:
             raise ConfigError("data.min_frames and data.max_skips must be >= 0")
         check_choice("data.source", self.source, ("synthetic", "video"))
-        check_choice("data.background", self.background, ("noise", "black", "image", "frame", "video"))
+        check_choice("data.background", self.background, ("noise", "black", "deadleaves", "image", "frame", "video"))
         check_choice("data.decoder", self.decoder, ("auto", "pyav", "decord", "torchcodec"))
         check_choice("data.decode_device", self.decode_device, ("cpu", "cuda"))
         check_choice("data.start_sampling", self.start_sampling, ("uniform", "keyframe"))

@@ -2,6 +2,10 @@
 
 - ``noise``: one uniform-noise image repeated over the T frames (the paper duplicates one noise image).
 - ``black``: zeros.
+- ``deadleaves``: one procedural image repeated: the dead-leaves model (discs of power-law radii and random colours
+  occluding each other), whose edges, flat regions and scale-free sizes have natural images' statistics without
+  being any image (Lee, Mumford & Huang 2001; a pretraining source in Baradad et al., "Learning to see by looking at
+  noise", 2021). Not in the paper: an option for learning without natural video whose backgrounds vary endlessly.
 - ``image``: a still photo repeated: from a folder of images (`image_files`, e.g. the paper's Places-80K), or by
   default the photographs scikit-image ships (a random crop each).
 - ``frame``: one random frame of a natural clip repeated (needs `video`).
@@ -18,10 +22,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-__all__ = ["BACKGROUNDS", "PHOTO_FILES", "IMAGE_SUFFIXES", "still_photos", "image_files", "load_still",
-           "make_background"]
+__all__ = ["BACKGROUNDS", "DEAD_LEAVES", "PHOTO_FILES", "IMAGE_SUFFIXES", "still_photos", "image_files", "load_still",
+           "dead_leaves", "make_background"]
 
-BACKGROUNDS = ("noise", "black", "image", "frame", "video")
+BACKGROUNDS = ("noise", "black", "deadleaves", "image", "frame", "video")
+# Dead leaves: discs per image, radius range as a fraction of the image side, density exponent (p(r) ~ r^-alpha).
+DEAD_LEAVES = {"discs": 384, "r_min": 0.03, "r_max": 0.4, "alpha": 2.0}
 # Photographs shipped inside the scikit-image wheel (never the ones its data module downloads).
 PHOTO_FILES = ("astronaut.png", "brick.png", "camera.png", "chelsea.png", "coffee.png", "coins.png", "grass.png",
                "gravel.png", "hubble_deep_field.jpg", "moon.png", "motorcycle_left.png", "rocket.jpg")
@@ -113,6 +119,39 @@ def load_still(files: list[Path], height: int, width: int,
     raise FileNotFoundError(f"data.image_dir: none of the {len(files)} images could be read (first: {skipped[0]})")
 
 
+def dead_leaves(batch: int, height: int, width: int, generator: torch.Generator, discs: int = 384,
+                r_min: float = 0.03, r_max: float = 0.4, alpha: float = 2.0) -> torch.Tensor:
+    """Dead-leaves images: `discs` discs painted in order (later ones on top) over a random base colour; centres
+    uniform (over the image and a margin of r_max), radii drawn from p(r) ~ r^-alpha on [r_min, r_max] x the longer
+    side, colours uniform in RGB.
+
+    Returns:
+        (B, 3, H, W) uint8 on the generator's device.
+    """
+    if discs < 1 or not 0 < r_min <= r_max or alpha == 1:
+        raise ValueError(f"dead_leaves: need discs >= 1, 0 < r_min <= r_max, alpha != 1; got {discs}, {r_min}, "
+                         f"{r_max}, {alpha}")
+    g, device = generator, generator.device
+    side = max(height, width)
+    u = torch.rand(batch, discs, generator=g, device=device)
+    a, b = r_min ** (1 - alpha), r_max ** (1 - alpha)  # inverse CDF of the truncated power law
+    radius = (a + u * (b - a)) ** (1 / (1 - alpha)) * side  # (B, K) pixels
+    margin = r_max * side
+    cy = torch.rand(batch, discs, generator=g, device=device) * (height + 2 * margin) - margin  # (B, K)
+    cx = torch.rand(batch, discs, generator=g, device=device) * (width + 2 * margin) - margin
+    colours = torch.randint(0, 256, (batch, discs + 1, 3), generator=g, device=device, dtype=torch.uint8)
+    ys = torch.arange(height, device=device, dtype=torch.float32).view(1, 1, height, 1) + 0.5
+    xs = torch.arange(width, device=device, dtype=torch.float32).view(1, 1, 1, width) + 0.5
+    out = torch.empty(batch, 3, height, width, dtype=torch.uint8, device=device)
+    order = torch.arange(1, discs + 1, device=device).view(1, discs, 1, 1)
+    for i in range(batch):  # (K, H, W) masks one image at a time
+        inside = (ys - cy[i].view(1, -1, 1, 1)) ** 2 + (xs - cx[i].view(1, -1, 1, 1)) ** 2 <= radius[i].view(
+            1, -1, 1, 1) ** 2  # (1, K, H, W)
+        top = (inside * order).amax(1)[0]  # (H, W): the last disc covering each pixel, 0 = none (base colour)
+        out[i] = colours[i][top].permute(2, 0, 1)
+    return out
+
+
 def _to_uint8(video: torch.Tensor) -> torch.Tensor:
     if video.dtype == torch.uint8:
         return video
@@ -134,6 +173,8 @@ def make_background(kind: str, batch: int, num_frames: int, height: int, width: 
     shape = (batch, 3, num_frames, height, width)
     if kind == "black":
         return torch.zeros(1, 1, 1, 1, 1, dtype=torch.uint8, device=device).expand(shape)
+    if kind == "deadleaves":
+        return dead_leaves(batch, height, width, g, **DEAD_LEAVES).unsqueeze(2).expand(shape)
     if kind == "noise":
         img = torch.randint(0, 256, (batch, 3, 1, height, width), generator=g, device=device, dtype=torch.uint8)
         return img.expand(shape)

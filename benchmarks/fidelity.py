@@ -1,8 +1,9 @@
 """The fidelity study: do the paper's directions reproduce at CPU scale? (issue 12; docs/fidelity.md)
 
-Pretrains every variant of `smile_video.eval.study.VARIANTS` (the CPU recipe with one change each) under several
-seeds, evaluates each on the embedded benchmark (linear probe chosen on val and reported on test, kNN, full
-finetuning reported on test, representation statistics), and writes
+Pretrains the variants of `smile_video.eval.study.CORE_VARIANTS` (the CPU recipe with one change each; Table 7's
+other backgrounds, `VARIANTS`' last rows, with --variants) under several seeds, evaluates each on the embedded
+benchmark (linear probe chosen on val and reported on test, kNN, full finetuning reported on test, representation
+statistics), and writes
 
     OUT/results.json      every (variant, seed) run, written after each one (a rerun skips what is done)
     OUT/fidelity.md       the protocol, mean ± std per variant, and the paper's directions beside ours

@@ -361,3 +361,20 @@ def test_bad_spec_is_rejected_by_name(tmp_path):
         generate_benchmark(tmp_path, BenchmarkSpec(appearance_min_objects=2))
     with pytest.raises(ValueError, match="unknown tasks"):
         generate_benchmark(tmp_path, BenchmarkSpec(), tasks=("colour",))
+    with pytest.raises(ValueError, match="background"):
+        generate_benchmark(tmp_path, BenchmarkSpec(background="places"))
+
+
+def test_noise_background_variant_changes_only_the_background():
+    photos, noise = BenchmarkSpec(**TINY), BenchmarkSpec(**TINY, background="noise")
+    assert "background" not in photos.to_dict()  # the benchmark's spec.json is as before the option
+    assert noise.to_dict()["background"] == "noise"
+    vp, _, ids_p, ap = render_motion_task(photos, "train", with_alpha=True)  # (C, n, 3, T, S, S); (C, n, K, T, S, S)
+    vn, _, ids_n, an = render_motion_task(noise, "train", with_alpha=True)
+    assert torch.equal(ids_p, ids_n) and torch.equal(ap, an)  # same objects, poses and motion
+    covered = ap.amax(2, keepdim=True) > 0  # (C, n, 1, T, S, S) pixels an object touches
+    free = ~covered.expand_as(vn)
+    # uniform noise: neighbouring background pixels are independent, a photo's are close
+    dn = (vn[..., 1:].float() - vn[..., :-1].float()).abs()[free[..., 1:] & free[..., :-1]].mean()
+    dp = (vp[..., 1:].float() - vp[..., :-1].float()).abs()[free[..., 1:] & free[..., :-1]].mean()
+    assert dn > 60 and dp < 40

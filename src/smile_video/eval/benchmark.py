@@ -83,8 +83,13 @@ class BenchmarkSpec:
     # MotionConfig overrides for the appearance task's random motion (the sizes come from object_size); scales
     # narrower than pretraining's [0.5, 1.5] keep the object large enough to be recognised at 64 px
     appearance_motion: dict = field(default_factory=lambda: {"scale_min": 0.75, "scale_max": 1.25})
+    # What the objects move over: photos (the benchmark) | noise (one uniform-noise image per clip, static: a
+    # diagnostic of whether a noise-pretrained student reads motion in its own domain, docs/fidelity.md section 8)
+    background: str = "photos"
 
     def validate(self) -> None:
+        if self.background not in BENCHMARK_BACKGROUNDS:
+            raise ValueError(f"BenchmarkSpec.background must be one of {BENCHMARK_BACKGROUNDS}, got {self.background!r}")
         if self.size < 16 or self.size % 2:
             raise ValueError(f"BenchmarkSpec.size must be even and >= 16 (mp4 is yuv420), got {self.size}")
         if self.num_frames < 2:
@@ -118,7 +123,10 @@ class BenchmarkSpec:
         return {"train": self.train_per_class, "val": self.val_per_class, "test": self.test_per_class}[split]
 
     def to_dict(self) -> dict:
-        return json.loads(json.dumps(dataclasses.asdict(self)))  # tuples -> lists, as spec.json holds them
+        d = json.loads(json.dumps(dataclasses.asdict(self)))  # tuples -> lists, as spec.json holds them
+        if d["background"] == "photos":  # the benchmark's spec.json stays as it was before the diagnostic option
+            del d["background"]
+        return d
 
 
 @dataclass
@@ -154,6 +162,18 @@ def _split_pool(spec: BenchmarkSpec, bank: ObjectBank, split: str) -> torch.Tens
         raise ValueError(f"unknown split {split!r}; choose from {list(SPLITS)}")
     pool_a, pool_b = benchmark_pools(spec, bank)
     return torch.tensor(pool_b if split == "test" else pool_a, dtype=torch.long)
+
+
+BENCHMARK_BACKGROUNDS = ("photos", "noise")
+
+
+def _backgrounds(spec: BenchmarkSpec, count: int, generator: torch.Generator) -> torch.Tensor:
+    """(count, 3, T, S, S) uint8 static backgrounds of spec.background."""
+    if spec.background == "noise":
+        from ..motion.backgrounds import make_background
+
+        return make_background("noise", count, spec.num_frames, spec.size, spec.size, generator).contiguous()
+    return still_backgrounds(count, spec.size, spec.num_frames, generator)
 
 
 def still_backgrounds(count: int, size: int, num_frames: int, generator: torch.Generator) -> torch.Tensor:
@@ -236,7 +256,7 @@ def render_motion_task(spec: BenchmarkSpec, split: str, bank: ObjectBank | None 
     g = _generator(spec, "motion", split)
     atlas = bank.atlas(_atlas_size(spec))
     anchors = sample_anchors(n, spec.num_objects, spec.size, pool, spec.object_size, g)
-    backgrounds = still_backgrounds(n, spec.size, spec.num_frames, g)  # (n, 3, T, S, S)
+    backgrounds = _backgrounds(spec, n, g)  # (n, 3, T, S, S)
     C, K, T, S = len(spec.motion_classes), spec.num_objects, spec.num_frames, spec.size
     video = torch.empty(C, n, 3, T, S, S, dtype=torch.uint8)
     alpha = torch.empty(C, n, K, T, S, S) if with_alpha else None
@@ -291,7 +311,7 @@ def render_appearance_task(spec: BenchmarkSpec, split: str, bank: ObjectBank | N
         order = torch.tensor(rows)[torch.randperm(len(rows), generator=g)]
         object_ids[c] = order[torch.arange(n) % len(rows)]
     params.object_ids = object_ids.view(C * n, 1)
-    backgrounds = still_backgrounds(C * n, S, T, g)  # (C n, 3, T, S, S)
+    backgrounds = _backgrounds(spec, C * n, g)  # (C n, 3, T, S, S)
     atlas = bank.atlas(_atlas_size(spec))
     video = torch.empty(C * n, 3, T, S, S, dtype=torch.uint8)
     for lo in range(0, C * n, _CHUNK):

@@ -89,7 +89,8 @@ class BenchmarkSpec:
 
     def validate(self) -> None:
         if self.background not in BENCHMARK_BACKGROUNDS:
-            raise ValueError(f"BenchmarkSpec.background must be one of {BENCHMARK_BACKGROUNDS}, got {self.background!r}")
+            raise ValueError(f"BenchmarkSpec.background must be one of {BENCHMARK_BACKGROUNDS}, "
+                             f"got {self.background!r}")
         if self.size < 16 or self.size % 2:
             raise ValueError(f"BenchmarkSpec.size must be even and >= 16 (mp4 is yuv420), got {self.size}")
         if self.num_frames < 2:

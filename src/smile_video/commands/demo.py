@@ -8,7 +8,7 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
-    parser.add_argument("--epochs", type=int, default=None, help="pretraining epochs (default 40: 640 steps)")
+    parser.add_argument("--epochs", type=int, default=None, help="pretraining epochs (default 25: 400 steps)")
     parser.add_argument("--epoch-size", type=int, default=None, help="synthetic clips per epoch (default 512)")
     parser.add_argument("--per-class", type=int, default=None,
                         help="benchmark train clips per class (default 40; val and test get half each)")

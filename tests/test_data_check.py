@@ -71,3 +71,12 @@ def test_help_documents_the_exit_status(capsys):
     with pytest.raises(SystemExit):
         main(["data-check", "--help"])
     assert "exit status" in capsys.readouterr().out
+
+
+def test_auto_decoder_says_which_it_used(root, capsys):
+    from smile_video.data.decode import installed_decoders
+
+    code = main(["data-check", str(root / "good.csv"), "--data-root", str(root), "--num-frames", "8",
+                 "--decoder", "auto", "--quiet"])
+    assert code == 0
+    assert f"decoder: {installed_decoders()[0]} (auto)" in capsys.readouterr().out

@@ -12,7 +12,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ..data.decode import DECODERS, VideoDecodeError, check_video
+from ..data.decode import DECODERS, VideoDecodeError, check_video, resolve_decoder
 from ..data.lists import VideoEntry, class_counts, label_map, read_label_map, read_video_list
 from ..runlog import atomic_write_text
 
@@ -32,7 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-lines", type=int, default=20, metavar="N",
                         help="problem files listed one per line (default 20; the rest are counted, all in --json)")
     parser.add_argument("--json", default=None, metavar="OUT", help="also write the full report as JSON to OUT")
-    parser.add_argument("--decoder", default="pyav", choices=DECODERS, help="video decoder (default: pyav)")
+    parser.add_argument("--decoder", default="pyav", choices=("auto", *DECODERS),
+                        help="video decoder (default: pyav, the evaluation's; auto: the one data.decoder=auto picks "
+                             "for training)")
     parser.add_argument("--num-frames", type=int, default=16, help="clip length T (default: 16)")
     parser.add_argument("--min-frames", type=int, default=None,
                         help="videos with fewer frames are too short (default: --num-frames, as training does)")
@@ -128,7 +130,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.list}: relative paths resolved against "
               + (f"--data-root {args.data_root}" if args.data_root else "the list's folder (--data-root to change)"))
     min_frames = args.num_frames if args.min_frames is None else args.min_frames
-    report = check_entries(entries, args.decoder, full=not args.quick, min_frames=min_frames, workers=args.workers,
+    decoder = resolve_decoder(args.decoder)
+    if args.decoder == "auto":
+        print(f"decoder: {decoder} (auto)")
+    report = check_entries(entries, decoder, full=not args.quick, min_frames=min_frames, workers=args.workers,
                            progress=not args.quiet)
     if names:  # the label map names every class, also those the list gives as ids
         report["label_map"] = dict(sorted(names.items(), key=lambda kv: kv[1]))

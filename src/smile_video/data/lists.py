@@ -30,6 +30,7 @@ from pathlib import Path
 
 __all__ = [
     "VideoEntry",
+    "has_header",
     "ListError",
     "require_files",
     "VIDEO_EXTENSIONS",
@@ -205,7 +206,8 @@ def _read_videomae(path: Path, text: str, data_root: str) -> list[VideoEntry]:
     return entries
 
 
-def _has_header(first_line: str, delimiter: str) -> bool:
+def has_header(first_line: str, delimiter: str) -> bool:
+    """Whether a CSV / TSV list's first line is a header row (a cell names the path column)."""
     cells = [c.strip().lower() for c in first_line.split(delimiter)]
     return any(c in _PATH_KEYS for c in cells)
 
@@ -254,9 +256,9 @@ def read_video_list(path: str | Path, data_root: str = "",
     first = lines[0]
     if path.suffix.lower() in (".jsonl", ".json", ".ndjson") or first.lstrip().startswith("{"):
         entries = _read_jsonl(path, text, data_root)
-    elif "\t" in first and _has_header(first, "\t"):
+    elif "\t" in first and has_header(first, "\t"):
         entries = _read_table(path, text, "\t", data_root)
-    elif ("," in first or len(first.split()) == 1) and _has_header(first, ","):
+    elif ("," in first or len(first.split()) == 1) and has_header(first, ","):
         entries = _read_table(path, text, ",", data_root)
     elif "," in first and len(first.split()) == 1:
         raise ListError(f"{path}:1: comma-separated list without a header; add a header line such as "

@@ -98,9 +98,9 @@ def _data_lines(path: Path, text: str) -> tuple[list[str], list[str]]:
     lines = [ln for ln in text.splitlines() if ln.strip()]
     first = lines[0]
     jsonl = path.suffix.lower() in (".jsonl", ".json", ".ndjson") or first.lstrip().startswith("{")
-    from .lists import _has_header  # the reader's own header test
+    from .lists import has_header  # the reader's own header test
 
-    if not jsonl and (("\t" in first and _has_header(first, "\t")) or _has_header(first, ",")):
+    if not jsonl and (("\t" in first and has_header(first, "\t")) or has_header(first, ",")):
         return [first], lines[1:]
     if jsonl:
         return [], lines

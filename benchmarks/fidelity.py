@@ -10,7 +10,7 @@ statistics), and writes
     OUT/fidelity.png      grouped bars with seed-std error bars
 
 Usage: python benchmarks/fidelity.py [--out runs/fidelity] [--seeds 0 1 2] [--quick]
-Full study: 5 variants x 3 seeds, 800 pretraining steps, finetuning 30 epochs on both tasks (about 3 h on 2 CPU
+Full study: 5 variants x 3 seeds, 800 pretraining steps, finetuning 60 epochs on both tasks (about 4 h on 2 CPU
 cores at 8-px patches; docs/fidelity.md). --quick: SMILE vs random init only, 400 steps, finetuning 10 epochs on the
 motion task, one seed unless --seeds is given (~9 min a seed on 2 cores).
 """
@@ -42,8 +42,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=None, help="default runs/fidelity (--quick: runs/fidelity_quick)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=None, help="pretraining epochs of 512 clips (default 75)")
-    ap.add_argument("--finetune-epochs", type=int, default=None, help="default 30")
+    ap.add_argument("--epochs", type=int, default=None, help="pretraining epochs of 512 clips (default 50)")
+    ap.add_argument("--finetune-epochs", type=int, default=None, help="default 60 (FINETUNE_RECIPE)")
     ap.add_argument("--variants", nargs="+", default=None, choices=list(VARIANTS))
     ap.add_argument("--finetune-tasks", nargs="*", default=None, choices=["motion", "appearance"],
                     help="tasks to finetune on (default both; --quick: motion)")

@@ -16,7 +16,7 @@ and ellipses; test clips show stars, a shape family never seen in training.
 
     python benchmarks/motion_check.py generate OUT [--size 112] [--seed 0] [--per-class 32 16 16]
     python benchmarks/motion_check.py evaluate OUT --checkpoints NAME=PATH ... [--random-init] [--seeds 0 1 2]
-                                                  [--finetune-epochs 30]
+                                                  [--finetune-epochs 60]
 
 `generate` writes OUT/videos/<split>/<class>_<i>.mp4 (H.264, yuv420p, crf 18), VideoMAE lists OUT/train.csv,
 OUT/val.csv, OUT/test.csv (`videos/train/translate_left_0000.mp4 0`), OUT/classes.json (name -> id, a label map
@@ -385,7 +385,7 @@ def _check_architecture(checkpoints: dict[str, str | None], log=print) -> None:
                 f"recipe): {', '.join(diff)}")
 
 
-def evaluate(out: str | Path, checkpoints: dict[str, str | None], seeds: list[int], finetune_epochs: int = 30,
+def evaluate(out: str | Path, checkpoints: dict[str, str | None], seeds: list[int], finetune_epochs: int = 60,
              quiet: bool = True, log=print) -> dict[str, Any]:
     """Every (encoder, seed): `evaluate_encoder`; results.json written after each run. `checkpoints`: name -> path,
     None = random init. A run already in results.json with the same checkpoint, epochs and set is reused."""
@@ -470,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--checkpoints", nargs="*", default=[], metavar="NAME=PATH")
     e.add_argument("--random-init", action="store_true", help="also the study's architecture at random init")
     e.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    e.add_argument("--finetune-epochs", type=int, default=30)
+    e.add_argument("--finetune-epochs", type=int, default=60)
     e.add_argument("--verbose", action="store_true", help="the jobs' progress bars and messages")
     args = ap.parse_args(argv)
     if args.cmd == "generate":

@@ -22,12 +22,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-__all__ = ["BACKGROUNDS", "DEAD_LEAVES", "PHOTO_FILES", "IMAGE_SUFFIXES", "still_photos", "image_files", "load_still",
+__all__ = ["BACKGROUNDS", "PHOTO_FILES", "IMAGE_SUFFIXES", "still_photos", "image_files", "load_still",
            "dead_leaves", "make_background"]
 
 BACKGROUNDS = ("noise", "black", "deadleaves", "image", "frame", "video")
-# Dead leaves: discs per image, radius range as a fraction of the image side, density exponent (p(r) ~ r^-alpha).
-DEAD_LEAVES = {"discs": 384, "r_min": 0.03, "r_max": 0.4, "alpha": 2.0}
 # Photographs shipped inside the scikit-image wheel (never the ones its data module downloads).
 PHOTO_FILES = ("astronaut.png", "brick.png", "camera.png", "chelsea.png", "coffee.png", "coins.png", "grass.png",
                "gravel.png", "hubble_deep_field.jpg", "moon.png", "motorcycle_left.png", "rocket.jpg")
@@ -42,6 +40,12 @@ def _photo_dir() -> Path:
     return Path(skimage.__file__).resolve().parent / "data"
 
 
+def _short_side(im: Image.Image, side: int) -> Image.Image:
+    """`im` resized (bicubic) so that its short side is `side`, aspect kept (each side at least `side`)."""
+    f = side / min(im.size)
+    return im.resize((max(side, round(im.size[0] * f)), max(side, round(im.size[1] * f))), Image.Resampling.BICUBIC)
+
+
 @functools.lru_cache(maxsize=8)
 def _photos(size: int | None) -> tuple[torch.Tensor, ...]:
     photos = []
@@ -52,9 +56,7 @@ def _photos(size: int | None) -> tuple[torch.Tensor, ...]:
         with Image.open(path) as im:
             im = im.convert("RGB")
             if size is not None:  # short side to `size`, centre crop to a square
-                f = size / min(im.size)
-                im = im.resize((max(size, round(im.size[0] * f)), max(size, round(im.size[1] * f))),
-                               Image.Resampling.BICUBIC)
+                im = _short_side(im, size)
                 left, top = (im.size[0] - size) // 2, (im.size[1] - size) // 2
                 im = im.crop((left, top, left + size, top + size))
             photos.append(torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).contiguous())
@@ -87,9 +89,7 @@ def image_files(folder: str | Path) -> list[Path]:
 def _resized(path: Path, side: int) -> torch.Tensor:
     """(3, H, W) uint8 RGB with the short side resized to `side` (aspect kept)."""
     with Image.open(path) as im:
-        im = im.convert("RGB")
-        f = side / min(im.size)
-        im = im.resize((max(side, round(im.size[0] * f)), max(side, round(im.size[1] * f))), Image.Resampling.BICUBIC)
+        im = _short_side(im.convert("RGB"), side)
         return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).contiguous()
 
 
@@ -159,12 +159,12 @@ def _to_uint8(video: torch.Tensor) -> torch.Tensor:
 
 
 def make_background(kind: str, batch: int, num_frames: int, height: int, width: int, generator: torch.Generator,
-                    video: torch.Tensor | None = None, images: list[Path] | None = None) -> torch.Tensor:
+                    video: torch.Tensor | None = None) -> torch.Tensor:
     """Background clips: (B, 3, T, H, W) uint8 on the generator's device (the video's device for frame/video).
 
     video: (B, 3, T, H, W) natural clips (uint8 or float [0, 1]), needed for ``frame`` and ``video``.
-    images: image files for ``image`` (`image_files`); None = the photographs scikit-image ships. An unreadable file
-    is replaced by the next readable one (`BackgroundClips` reports it; here it is silent).
+    ``image`` draws from the photographs scikit-image ships; a folder of images (data.image_dir) is read per clip by
+    `BackgroundClips` with `load_still`.
     Static kinds repeat one image over T as an expanded view; call ``.contiguous()`` before writing in place.
     """
     if kind not in BACKGROUNDS:
@@ -174,13 +174,10 @@ def make_background(kind: str, batch: int, num_frames: int, height: int, width: 
     if kind == "black":
         return torch.zeros(1, 1, 1, 1, 1, dtype=torch.uint8, device=device).expand(shape)
     if kind == "deadleaves":
-        return dead_leaves(batch, height, width, g, **DEAD_LEAVES).unsqueeze(2).expand(shape)
+        return dead_leaves(batch, height, width, g).unsqueeze(2).expand(shape)
     if kind == "noise":
         img = torch.randint(0, 256, (batch, 3, 1, height, width), generator=g, device=device, dtype=torch.uint8)
         return img.expand(shape)
-    if kind == "image" and images is not None:
-        imgs = torch.stack([load_still(images, height, width, g)[0] for _ in range(batch)])
-        return imgs.to(device).unsqueeze(2).expand(shape)
     if kind == "image":
         photos = still_photos(max(height, width))
         pick = torch.randint(0, len(photos), (batch,), generator=g, device=device).tolist()

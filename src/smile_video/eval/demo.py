@@ -84,7 +84,7 @@ def _pretrain(settings: DemoSettings, rd: RunDir) -> Path:
         f"train.seed={settings.seed}", f"run.out_dir={out}", f"run.quiet={str(settings.quiet).lower()}",
         "run.resume=auto"])
     rd.echo(f"[4/6] pretraining the tiny student: {settings.epochs} epochs x {settings.epoch_size} clips of "
-            f"{_background()} backgrounds + motion, embedded teacher")
+            f"{cfg.data.background} backgrounds + motion, embedded teacher")
     return pretrain(cfg)
 
 

@@ -73,6 +73,11 @@ def test_random_init_end_to_end_prints_the_table_and_writes_what_the_library_com
     ent = record["encoders"]["random init"]["attention_entropy"]
     assert "attention entropy per block" in out and len(ent) == CFG.depth
     assert all(0.5 * math.log(CFG.num_tokens) < e <= math.log(CFG.num_tokens) + 1e-6 for e in ent)
+    stream = record["encoders"]["random init"]["residual_stream"]
+    assert "residual stream after the embedding" in out and len(stream) == CFG.depth + 1
+    assert all(s["constant_share"] + s["clip_share"] + s["token_share"] == pytest.approx(1.0) for s in stream)
+    filters = record["encoders"]["random init"]["patch_filters"]
+    assert "tubelet embedding filters" in out and filters["flat_share"] < 0.05 < filters["change_share"]
 
 
 def test_compare_random_finds_the_collapsed_checkpoint(video_list, collapsed_checkpoint, tmp_path, capsys):

@@ -160,3 +160,63 @@ def test_attention_entropy_is_the_blocks_own_attention_and_reads_collapse():
         for blk in enc.blocks:
             blk.attn.qkv.weight[: 2 * C].mul_(200.0)
     assert max(attention_entropy(enc, x)) < 0.3 * math.log(n)
+
+
+def test_patch_filter_stats_reads_flat_grey_and_change_filters():
+    from smile_video.config import ModelConfig
+    from smile_video.eval.diagnostics import patch_filter_stats
+    from smile_video.models.vit import PatchEmbed
+
+    g = torch.Generator().manual_seed(0)
+    shape = (16, 3, 2, 8, 8)
+    flat = torch.randn(16, 3, 1, 1, 1, generator=g).expand(shape)  # per-channel constant: a colour detector
+    s = patch_filter_stats(flat)
+    assert s["flat_share"] == pytest.approx(1.0) and s["change_share"] == pytest.approx(0.0, abs=1e-12)
+    grey = torch.randn(16, 1, 1, 1, 1, generator=g).expand(shape)
+    assert patch_filter_stats(grey)["grey_share"] == pytest.approx(1.0)
+    assert patch_filter_stats(flat)["grey_share"] < 0.9
+    half = torch.randn(16, 3, 1, 8, 8, generator=g)
+    change = torch.cat([half, -half], dim=2)  # frame 1 = -frame 0: responds only to a change inside the tubelet
+    s = patch_filter_stats(change)
+    assert s["change_share"] == pytest.approx(1.0) and s["flat_share"] == pytest.approx(0.0, abs=1e-12)
+    # a random init: ~1 / (t p p) flat, ~(t - 1) / t change
+    w = torch.randn(shape, generator=g)
+    s = patch_filter_stats(w)
+    assert 0.3 / 128 < s["flat_share"] < 3 / 128 and 0.4 < s["change_share"] < 0.6
+    # against an independent reference: the embedding's own response to flat unit images, one channel at a time
+    cfg = ModelConfig(img_size=16, num_frames=2, patch_size=8, embed_dim=16, depth=1, num_heads=1)
+    pe = PatchEmbed(cfg)
+    with torch.no_grad():
+        pe.proj.weight.copy_(w)
+        pe.proj.bias.zero_()
+        x = torch.eye(3)[:, :, None, None, None].expand(3, 3, 2, 16, 16)  # clip c: channel c = 1 everywhere
+        r = pe(x)[:, 0]  # (3 channels, 16 filters): each filter's summed weight on that channel
+    reference = float(r.double().pow(2).sum()) / (2 * 8 * 8) / float(w.double().pow(2).sum())
+    assert s["flat_share"] == pytest.approx(reference)
+    with pytest.raises(ValueError, match="tubelet embedding kernel"):
+        patch_filter_stats(torch.zeros(4, 3, 8, 8))
+    with pytest.raises(ValueError, match="all zero"):
+        patch_filter_stats(torch.zeros(shape))
+
+
+def test_residual_stream_shares_add_up_and_end_at_the_encoders_stream():
+    from smile_video.config import ModelConfig
+    from smile_video.eval.diagnostics import STREAM_KEYS, residual_stream
+    from smile_video.models import VideoViTEncoder
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(img_size=32, num_frames=4, patch_size=16, embed_dim=32, depth=2, num_heads=2)
+    enc = VideoViTEncoder(cfg, use_mean_pooling=True).eval()  # no final norm: forward_tokens is the stream itself
+    x = torch.randn(3, 3, 4, 32, 32)
+    stages = residual_stream(enc, x)
+    assert len(stages) == cfg.depth + 1 and all(tuple(s) == STREAM_KEYS for s in stages)
+    for s in stages:
+        assert s["constant_share"] + s["clip_share"] + s["token_share"] == pytest.approx(1.0)
+    with torch.no_grad():
+        out = enc.forward_tokens(x).double()
+    assert stages[-1]["rms"] == pytest.approx(float(out.pow(2).mean().sqrt()), rel=1e-5)
+    same = residual_stream(enc, x[:1].expand(3, -1, -1, -1, -1))  # three copies of one clip: no per-clip part
+    assert all(s["clip_share"] < 1e-9 for s in same)
+    with torch.no_grad():  # a large bias on the embedding: the stream becomes one constant vector
+        enc.patch_embed.proj.bias.fill_(100.0)
+    assert residual_stream(enc, x)[0]["constant_share"] > 0.99

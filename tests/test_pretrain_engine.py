@@ -75,6 +75,25 @@ def test_mixed_strategy_and_tube_masking_run(tmp_path):
     assert (out / "model" / "model.safetensors").is_file()
 
 
+def test_freeze_patch_embed_keeps_the_random_projection_and_trains_the_rest(tmp_path):
+    from smile_video.models import PretrainModel
+
+    runs = {}
+    for frozen in (False, True):
+        out = tmp_path / f"frozen_{frozen}"
+        pretrain(job(out, "train.strategy=single", "train.epochs=1", "train.seed=3",
+                     f"train.freeze_patch_embed={str(frozen).lower()}"))
+        runs[frozen] = weights(out)
+    cfg = job(tmp_path / "unused").model
+    torch.manual_seed(3)  # the engine's initial weights: PretrainModel right after torch.manual_seed(train.seed)
+    init = PretrainModel(cfg, target_dim=runs[True]["decoder.head.weight"].shape[0]).state_dict()
+    for key in ("encoder.patch_embed.proj.weight", "encoder.patch_embed.proj.bias"):
+        assert torch.equal(runs[True][key], init[key]), key  # frozen: bit for bit the random init
+        assert not torch.equal(runs[False][key], init[key]), key  # the paper's recipe trains it
+    for key in ("encoder.blocks.0.attn.qkv.weight", "decoder.head.weight"):
+        assert not torch.equal(runs[True][key], init[key]), key
+
+
 def test_sigkill_then_resume_matches_uninterrupted_run_bitwise(tmp_path):
     common = [*TINY, "train.strategy=progressive", "train.stage1_epochs=8", "train.stage2_epochs=4",
               "train.save_every=2", "train.keep_last=3"]

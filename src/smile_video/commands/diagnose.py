@@ -1,7 +1,9 @@
 """`smile diagnose`: is an encoder's output collapsed (one constant vector), low-rank, or static over time?
 
-Encodes one centre clip of up to ``--max-clips`` videos of a list and prints `eval.diagnostics.feature_stats` and
-each block's attention entropy (`eval.diagnostics.attention_entropy`, on up to 32 of those clips); with
+Encodes one centre clip of up to ``--max-clips`` videos of a list and prints `eval.diagnostics.feature_stats`, and on
+up to 32 of those clips each block's attention entropy (`eval.diagnostics.attention_entropy`), the residual stream's
+constant / per-clip / per-token shares after each block (`residual_stream`) and what the tubelet embedding's filters
+respond to (`patch_filter_stats`); with
 ``--compare-random`` a random init of the same config is measured beside it. ``--out DIR`` writes
 ``DIR/diagnose.json``. The numbers are explained in docs/evaluation.md.
 """
@@ -69,19 +71,46 @@ def format_table(results: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def _attention_entropies(encoders: dict, cfg: ModelConfig, args: argparse.Namespace, device) -> dict[str, list[float]]:
-    """Per encoder, `diagnostics.attention_entropy` on the first (up to 32) clips of the same subset of the list."""
+def _inside(encoders: dict, cfg: ModelConfig, args: argparse.Namespace, device) -> dict[str, dict]:
+    """Per encoder, what happens inside it on the first (up to 32) clips of the same subset of the list: each block's
+    `attention_entropy`, the `residual_stream` after the embedding and each block, and the embedding's
+    `patch_filter_stats`."""
     import torch
 
     from ..data.normalize import normalize
-    from ..eval.diagnostics import attention_entropy
+    from ..eval.diagnostics import attention_entropy, patch_filter_stats, residual_stream
     from ..eval.features import clip_loader
 
     loader = clip_loader(cfg, args.list, args.data_root, args.sampling_rate, batch_size=min(32, args.max_clips),
                          max_items=args.max_clips, seed=args.seed)
     x = normalize(next(iter(loader))["video"].to(device))  # (b, 3, T, H, W)
+    out = {}
     with torch.inference_mode():
-        return {name: attention_entropy(enc.to(device).eval(), x) for name, (enc, _) in encoders.items()}
+        for name, (enc, _) in encoders.items():
+            enc = enc.to(device).eval()
+            out[name] = {"attention_entropy": attention_entropy(enc, x), "residual_stream": residual_stream(enc, x),
+                         "patch_filters": patch_filter_stats(enc.patch_embed.proj.weight)}
+    return out
+
+
+def format_inside(inside: dict[str, dict], num_tokens: int) -> str:
+    """`_inside`'s numbers as text: attention entropy, embedding filters and residual stream, one block per encoder."""
+    lines = [f"attention entropy per block (nats; uniform attention = ln N = {math.log(num_tokens):.2f}, "
+             "near 0 = collapsed):"]
+    lines += [f"  {name}: " + " ".join(f"{e:.2f}" for e in d["attention_entropy"]) for name, d in inside.items()]
+    lines.append("tubelet embedding filters (share of their energy that sees a flat patch's colour / grey level / a "
+                 "change between the tubelet's frames; random init ~1/(t p p) / ~1/(3 t p p) / ~(t-1)/t):")
+    for name, d in inside.items():
+        f = d["patch_filters"]
+        lines.append(f"  {name}: flat {f['flat_share']:.3f}  grey {f['grey_share']:.3f}  "
+                     f"change {f['change_share']:.3f}")
+    lines.append("residual stream after the embedding and each block (rms; shares of the squared norm: constant "
+                 "vector / per-clip offset / per-token):")
+    for name, d in inside.items():
+        lines.append(f"  {name}: " + "  ".join(
+            f"{s['rms']:.2f} ({s['constant_share']:.2f}/{s['clip_share']:.2f}/{s['token_share']:.2f})"
+            for s in d["residual_stream"]))
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -116,20 +145,17 @@ def run(args: argparse.Namespace) -> int:
                                       args.batch_size, args.seed, device)  # (B, N, C)
         results[name] = feature_stats(tokens, cfg.grid)
         clips = tokens.shape[0]
-    entropies = _attention_entropies(encoders, cfg, args, device)
+    inside = _inside(encoders, cfg, args, device)
     print(f"{clips} clips of {args.list}, grid (T', H', W') = {cfg.grid}, C = {cfg.embed_dim}")
     print(format_table(results))
-    print(f"attention entropy per block (nats; uniform attention = ln N = {math.log(cfg.num_tokens):.2f}, "
-          "near 0 = collapsed):")
-    for name, ent in entropies.items():
-        print(f"  {name}: " + " ".join(f"{e:.2f}" for e in ent))
+    print(format_inside(inside, cfg.num_tokens))
     if args.out:
         record = {"checkpoint": ckpt, "list": args.list, "data_root": args.data_root, "clips": clips,
                   "sampling_rate": args.sampling_rate, "seed": args.seed, "grid": list(cfg.grid),
                   "model": dataclasses.asdict(cfg),
                   "encoders": {name: {"identity": ident,  # NaN (undefined) is written as null
                                       "stats": {k: None if math.isnan(v) else v for k, v in results[name].items()},
-                                      "attention_entropy": entropies[name]}
+                                      **inside[name]}
                                for name, (_, ident) in encoders.items()}}
         path = Path(args.out) / "diagnose.json"
         atomic_write_text(path, json.dumps(record, indent=1))

@@ -249,6 +249,9 @@ class TrainConfig:
     weight_decay: float = 0.05  # Table 18
     betas: list[float] = field(default_factory=lambda: [0.9, 0.95])  # Table 18
     clip_grad: float = 0.0  # 0 = off
+    # Keep the tubelet embedding at its random init (MoCo v3's frozen random patch projection, Chen et al. 2021);
+    # finetuning trains it. Off in the paper's recipe; docs/fidelity.md section 9 says when it matters.
+    freeze_patch_embed: bool = False
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
     compile: bool = False
     seed: int = 0

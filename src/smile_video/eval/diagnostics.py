@@ -22,12 +22,15 @@ from torch import Tensor
 from .similarity import time_step_features
 
 __all__ = ["check_tokens", "effective_rank", "centred_frame_similarity", "feature_stats", "attention_entropy",
-           "STAT_KEYS"]
+           "patch_filter_stats", "residual_stream", "STAT_KEYS", "STREAM_KEYS"]
 
 # feature_stats' keys, in the order the CLI prints them
 STAT_KEYS = ("constant_share", "effective_rank", "effective_rank_clips", "var_total", "var_across_clips",
              "var_over_time", "var_space", "clip_share", "time_share", "space_share", "similarity_raw",
              "similarity_centred")
+
+# residual_stream's keys per stage, in the order the CLI prints them
+STREAM_KEYS = ("rms", "constant_share", "clip_share", "token_share")
 
 _EPS = torch.finfo(torch.float64).eps
 
@@ -189,3 +192,68 @@ def _entropy(p: Tensor) -> float:
     """p (..., N) probability rows -> mean entropy in nats."""
     p = p.double()
     return float(-(p * p.clamp_min(1e-300).log()).sum(dim=-1).mean())
+
+
+def patch_filter_stats(weight: Tensor) -> dict[str, float]:
+    """What a tubelet embedding's filters respond to: weight (C_out, C_in, t, p, p), a `PatchEmbed.proj.weight`.
+
+    Returns shares of the filters' total squared norm (each in [0, 1]):
+      flat_share    in each filter's per-channel mean: the part that responds to a flat (uniformly coloured)
+                    tubelet, i.e. to a patch's brightness and colour. A random init holds ~1 / (t p p) of it (0.008 at
+                    2 x 8 x 8); a pure colour detector holds 1.
+      grey_share    in each filter's mean over channels and pixels: the response to a flat grey tubelet (brightness).
+      change_share  in each filter minus its mean over the t frames: the part that responds to a change between the
+                    frames of a tubelet (motion inside it). A random init holds ~(t - 1) / t; a filter that sums the
+                    frames holds 0.
+    The shares answer why an encoder transfers badly (docs/fidelity.md, section 9): an embedding pretrained on noise
+    backgrounds puts ~17% of its energy in flat_share, and on smooth photo backgrounds its tokens are then dominated by
+    the background's colour.
+    """
+    if not isinstance(weight, Tensor) or weight.dim() != 5:
+        shape = tuple(weight.shape) if isinstance(weight, Tensor) else type(weight).__name__
+        raise ValueError(f"weight must be a tubelet embedding kernel (C_out, C_in, t, p, p), got {shape}")
+    w = weight.detach().double()
+    total = float(w.pow(2).sum())
+    if not total > 0:
+        raise ValueError("weight is all zero: its filters respond to nothing")
+    cells = w[0, 0].numel()  # t * p * p
+    flat = w.mean(dim=(2, 3, 4))  # (C_out, C_in): each filter's response to a flat unit channel, per pixel
+    grey = w.mean(dim=(1, 2, 3, 4))  # (C_out,)
+    change = w - w.mean(dim=2, keepdim=True)  # (C_out, C_in, t, p, p)
+    return {"flat_share": float(flat.pow(2).sum()) * cells / total,
+            "grey_share": float(grey.pow(2).sum()) * cells * w.shape[1] / total,
+            "change_share": float(change.pow(2).sum()) / total}
+
+
+@torch.no_grad()
+def residual_stream(encoder: torch.nn.Module, x: Tensor) -> list[dict[str, float]]:
+    """Where the residual stream's energy lies after the tubelet embedding and after each block, on clips x.
+
+    encoder: a `VideoViTEncoder` (or `VideoClassifier`); x: (B, 3, T, H, W) normalised clips. Returns one dict per
+    stage (embedding, then each block) with `STREAM_KEYS`: rms (root mean square of the stream's entries) and the
+    shares of its mean squared token norm that are one constant vector over all clips and tokens (constant_share),
+    a per-clip offset around it (clip_share, e.g. a background's colour) and what differs between the tokens of a clip
+    (token_share, where positions and motion live). The three shares add up to 1. Computed in float64 from the
+    blocks' own outputs (the stream `forward_tokens` computes before any final norm).
+    """
+    tokens = encoder.patch_embed(x)  # (B, N, C)
+    tokens = tokens + encoder.pos_embed.to(tokens.dtype)
+    out = [_stream_shares(tokens)]
+    for blk in encoder.blocks:
+        tokens = blk(tokens)
+        out.append(_stream_shares(tokens))
+    return out
+
+
+def _stream_shares(tokens: Tensor) -> dict[str, float]:
+    """tokens (B, N, C) -> rms and the constant / per-clip / per-token shares of the mean squared token norm."""
+    t = tokens.double()
+    mean = t.mean(dim=(0, 1))  # (C,)
+    clip_mean = t.mean(dim=1, keepdim=True)  # (B, 1, C)
+    total = float(t.pow(2).sum(dim=-1).mean())
+    if not total > 0:
+        return {"rms": 0.0, "constant_share": float("nan"), "clip_share": float("nan"), "token_share": float("nan")}
+    return {"rms": float(t.pow(2).mean().sqrt()),
+            "constant_share": float(mean.pow(2).sum()) / total,
+            "clip_share": float((clip_mean.squeeze(1) - mean).pow(2).sum(dim=-1).mean()) / total,
+            "token_share": float((t - clip_mean).pow(2).sum(dim=-1).mean()) / total}

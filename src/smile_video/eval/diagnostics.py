@@ -15,6 +15,7 @@ Variances are population variances (divide by the count), so the decomposition i
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor
@@ -170,13 +171,20 @@ def attention_entropy(encoder: torch.nn.Module, x: Tensor) -> list[float]:
     The probabilities are those the block computes (its `qkv`, biases and head split), so the block's own output
     equals them applied to its values (tested).
     """
+    # zip stops at the last block: the stream after it is never computed
+    return [_entropy(_attention_probs(blk.attn, blk.norm1(tokens)))
+            for blk, tokens in zip(encoder.blocks, _stages(encoder, x))]
+
+
+def _stages(encoder: torch.nn.Module, x: Tensor) -> Iterator[Tensor]:
+    """The residual stream (B, N, C) of `encoder` on clips x, lazily: after the tubelet embedding plus positions,
+    then after each block (what `VideoViTEncoder.forward_tokens` computes, before any final norm)."""
     tokens = encoder.patch_embed(x)  # (B, N, C)
     tokens = tokens + encoder.pos_embed.to(tokens.dtype)
-    out = []
+    yield tokens
     for blk in encoder.blocks:
-        out.append(_entropy(_attention_probs(blk.attn, blk.norm1(tokens))))
         tokens = blk(tokens)
-    return out
+        yield tokens
 
 
 def _attention_probs(attn: torch.nn.Module, h: Tensor) -> Tensor:
@@ -236,13 +244,7 @@ def residual_stream(encoder: torch.nn.Module, x: Tensor) -> list[dict[str, float
     (token_share, where positions and motion live). The three shares add up to 1. Computed in float64 from the
     blocks' own outputs (the stream `forward_tokens` computes before any final norm).
     """
-    tokens = encoder.patch_embed(x)  # (B, N, C)
-    tokens = tokens + encoder.pos_embed.to(tokens.dtype)
-    out = [_stream_shares(tokens)]
-    for blk in encoder.blocks:
-        tokens = blk(tokens)
-        out.append(_stream_shares(tokens))
-    return out
+    return [_stream_shares(tokens) for tokens in _stages(encoder, x)]
 
 
 def _stream_shares(tokens: Tensor) -> dict[str, float]:

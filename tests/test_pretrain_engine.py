@@ -211,3 +211,22 @@ def test_data_workers_do_not_change_training(tmp_path):
         runs[workers] = weights(out)
     for key in runs[0]:
         assert torch.equal(runs[0][key], runs[2][key]), key
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_too_many_bad_videos_ends_the_cli_with_its_message_not_a_traceback(tmp_path, capsys, workers):
+    from smile_video.cli import main
+
+    root = tmp_path / "videos"
+    root.mkdir()
+    for i in range(3):
+        (root / f"bad{i}.mp4").write_bytes(os.urandom(1024))
+    (root / "train.csv").write_text("".join(f"bad{i}.mp4 0\n" for i in range(3)))
+    base = [o for o in TINY if not o.startswith("data.epoch_size=")]  # a video list sets the epoch
+    code = main(["pretrain", *base, f"run.out_dir={tmp_path / 'run'}", "data.source=video",
+                 f"data.train_list={root / 'train.csv'}", f"data.data_root={root}", "data.max_skips=1",
+                 f"data.num_workers={workers}", "train.strategy=single", "train.epochs=1", "train.batch_size=2"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("smile pretrain: error: 2 consecutive videos from index")
+    assert "bad" in err and "Traceback" not in err

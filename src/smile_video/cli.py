@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from . import __version__
 from .commands._config import ConfigPrinted
 from .config import ConfigError
+from .errors import JobError
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,16 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> arg
     return args
 
 
+def _message(e: BaseException) -> str:
+    """An error's own message; one re-raised from a DataLoader worker carries the worker's traceback before it
+    ("Caught X in DataLoader worker process 0. Original Traceback ... module.X: message"): keep the message."""
+    text = str(e)
+    marker = f"{type(e).__module__}.{type(e).__qualname__}: "
+    if "Original Traceback" in text and marker in text:
+        return text.split(marker, 1)[1]
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parse(parser, argv)
@@ -168,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"smile {verb.name}: config error: {e}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, ValueError) as e:
-        print(f"smile {verb.name}: error: {e}", file=sys.stderr)
+    except (FileNotFoundError, ValueError, JobError) as e:
+        print(f"smile {verb.name}: error: {_message(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"smile {verb.name}: interrupted", file=sys.stderr)

@@ -26,6 +26,7 @@ import av
 import torch
 
 from ..config import DataConfig
+from ..errors import JobError
 from ..seeding import derive_seed
 from .collate import collate
 from .decode import VideoDecodeError, open_video, resolve_decoder
@@ -38,7 +39,7 @@ __all__ = ["VideoClipDataset", "TooManyBadVideos", "collate", "item_seed", "buil
 log = logging.getLogger(__name__)
 
 
-class TooManyBadVideos(RuntimeError):
+class TooManyBadVideos(JobError):
     """Too many consecutive entries of a list could not be used."""
 
 

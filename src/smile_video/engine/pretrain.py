@@ -27,6 +27,7 @@ from ..checkpoint import save_model
 from ..config import PretrainJob
 from ..data.collate import collate
 from ..devices import resolve_device
+from ..errors import JobError
 from ..models import PretrainModel
 from ..run_guard import claim_run_dir, format_changes, resume_changes, saved_config
 from ..runlog import RunDir, truncate_metrics
@@ -58,7 +59,7 @@ RESUME_SAFE_KEYS = ("run.*", "train.log_every", "train.save_every", "train.keep_
 log = logging.getLogger(__name__)
 
 
-class TrainingError(RuntimeError):
+class TrainingError(JobError):
     """Training cannot go on (e.g. a non-finite loss); the last good checkpoint is intact."""
 
 

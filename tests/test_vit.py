@@ -193,3 +193,37 @@ def test_drop_path_is_active_in_training_only():
     a = enc.forward_tokens(x)
     torch.manual_seed(1)
     assert not torch.allclose(a, enc.forward_tokens(x))
+
+
+def test_standardize_tokens_is_batchnorm_over_every_token():
+    from smile_video.models.pretrain import standardize_tokens
+
+    x = torch.randn(3, 7, 16) * torch.linspace(0.1, 5.0, 16) + torch.randn(16) * 10  # per-channel scale and offset
+    ref = torch.nn.BatchNorm1d(16, affine=False, track_running_stats=False)(x.reshape(21, 16)).view(3, 7, 16)
+    out = standardize_tokens(x)
+    assert torch.allclose(out, ref, atol=1e-5)
+    assert torch.allclose(out.mean(dim=(0, 1)), torch.zeros(16), atol=1e-5)
+
+
+@pytest.mark.parametrize("norm", ["none", "batch"])
+def test_batch_standardised_decoder_input_hides_a_shared_vector(norm):
+    # The encoder's final LayerNorm bias adds one vector to every output token. With decoder_input_norm=batch the
+    # predictions do not see it (nor a per-channel rescaling through the LayerNorm weight); without it they do.
+    cfg = small_cfg(decoder_input_norm=norm)
+    model = randomize_(PretrainModel(cfg, target_dim=12)).eval()
+    mask = torch.rand(4, cfg.num_tokens, generator=torch.Generator().manual_seed(1)).argsort(1).argsort(1) < 24
+    x = torch.randn(4, 3, 4, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        before = model(x, mask)
+        model.encoder.norm.bias.add_(torch.randn(cfg.embed_dim) * 3)
+        model.encoder.norm.weight.mul_(torch.rand(cfg.embed_dim) + 0.5)
+        after = model(x, mask)
+    same = torch.allclose(before, after, atol=1e-4)
+    assert same == (norm == "batch")
+
+
+def test_decoder_input_norm_must_be_known():
+    from smile_video.config import ConfigError
+
+    with pytest.raises(ConfigError, match="model.decoder_input_norm"):
+        small_cfg(decoder_input_norm="layer").validate()

@@ -54,6 +54,11 @@ class ModelConfig:
     decoder_num_heads: int = 2
     drop_path: float = 0.0
     grad_checkpointing: bool = False
+    # Pretraining only: what the decoder reads of the encoder's visible tokens. "none": the tokens as they are
+    # (VideoMAE / SMILE). "batch": each channel standardised over the batch's visible tokens (batch statistics, no
+    # parameters, no running averages): the decoder can no longer ask the encoder for less variation, which drives
+    # the encoder's tokens to one shared vector within 50 steps on CPU-scale data (docs/fidelity.md, section 10).
+    decoder_input_norm: str = "none"
 
     @property
     def grid(self) -> tuple[int, int, int]:
@@ -80,6 +85,7 @@ class ModelConfig:
             if dim % heads:
                 raise ConfigError(f"model.{name}dim={dim} is not divisible by model.{name}num_heads={heads}")
         check_range("model.drop_path", self.drop_path, 0.0, 1.0)
+        check_choice("model.decoder_input_norm", self.decoder_input_norm, ("none", "batch"))
 
 
 @dataclass

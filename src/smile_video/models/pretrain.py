@@ -7,12 +7,20 @@ State-dict keys equal the official SMILE / VideoMAE pretraining layout: ``encode
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import ModelConfig
 from .vit import VideoViTDecoder, VideoViTEncoder, check_mask, sinusoid_table, truncated_normal_
 
-__all__ = ["PretrainModel"]
+__all__ = ["PretrainModel", "standardize_tokens"]
+
+
+def standardize_tokens(x: Tensor, eps: float = 1e-5) -> Tensor:
+    """x (B, N, C) -> each channel standardised over all B * N tokens (biased variance; BatchNorm's training-mode
+    arithmetic without affine parameters or running statistics)."""
+    B, N, C = x.shape
+    return F.batch_norm(x.reshape(B * N, C), None, None, training=True, eps=eps).view(B, N, C)
 
 
 class PretrainModel(nn.Module):
@@ -42,7 +50,10 @@ class PretrainModel(nn.Module):
         """
         B = x.shape[0]
         num_masked = check_mask(mask, B, self.cfg.num_tokens)
-        visible = self.encoder_to_decoder(self.encoder(x, mask))  # (B, N_vis, Cd)
+        tokens = self.encoder(x, mask)  # (B, N_vis, C)
+        if self.cfg.decoder_input_norm == "batch":
+            tokens = standardize_tokens(tokens)
+        visible = self.encoder_to_decoder(tokens)  # (B, N_vis, Cd)
         Cd = visible.shape[-1]
         pos = self.decoder_pos_embed.to(visible.dtype).expand(B, -1, -1)  # (B, N, Cd)
         pos_vis = pos[~mask].reshape(B, -1, Cd)  # (B, N_vis, Cd)

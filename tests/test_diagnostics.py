@@ -220,3 +220,22 @@ def test_residual_stream_shares_add_up_and_end_at_the_encoders_stream():
     with torch.no_grad():  # a large bias on the embedding: the stream becomes one constant vector
         enc.patch_embed.proj.bias.fill_(100.0)
     assert residual_stream(enc, x)[0]["constant_share"] > 0.99
+
+
+def test_encoder_inside_is_both_diagnostics_from_one_pass():
+    from smile_video.config import ModelConfig
+    from smile_video.eval.diagnostics import attention_entropy, encoder_inside, residual_stream
+    from smile_video.models import VideoViTEncoder
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(img_size=32, num_frames=4, patch_size=8, embed_dim=32, depth=3, num_heads=2)
+    enc = VideoViTEncoder(cfg).eval()
+    x = torch.randn(2, 3, 4, 32, 32)
+    calls = []
+    hook = enc.patch_embed.register_forward_hook(lambda *a: calls.append(1))
+    inside = encoder_inside(enc, x)
+    assert len(calls) == 1  # one pass
+    hook.remove()
+    assert inside["attention_entropy"] == pytest.approx(attention_entropy(enc, x), rel=1e-9)
+    assert inside["residual_stream"] == residual_stream(enc, x)
+    assert len(inside["attention_entropy"]) == cfg.depth and len(inside["residual_stream"]) == cfg.depth + 1

@@ -78,7 +78,7 @@ def _inside(encoders: dict, cfg: ModelConfig, args: argparse.Namespace, device) 
     import torch
 
     from ..data.normalize import normalize
-    from ..eval.diagnostics import attention_entropy, patch_filter_stats, residual_stream
+    from ..eval.diagnostics import encoder_inside, patch_filter_stats
     from ..eval.features import clip_loader
 
     loader = clip_loader(cfg, args.list, args.data_root, args.sampling_rate, batch_size=min(32, args.max_clips),
@@ -88,8 +88,7 @@ def _inside(encoders: dict, cfg: ModelConfig, args: argparse.Namespace, device) 
     with torch.inference_mode():
         for name, (enc, _) in encoders.items():
             enc = enc.to(device).eval()
-            out[name] = {"attention_entropy": attention_entropy(enc, x), "residual_stream": residual_stream(enc, x),
-                         "patch_filters": patch_filter_stats(enc.patch_embed.proj.weight)}
+            out[name] = {**encoder_inside(enc, x), "patch_filters": patch_filter_stats(enc.patch_embed.proj.weight)}
     return out
 
 

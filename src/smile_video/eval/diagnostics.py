@@ -23,7 +23,7 @@ from torch import Tensor
 from .similarity import time_step_features
 
 __all__ = ["check_tokens", "effective_rank", "centred_frame_similarity", "feature_stats", "attention_entropy",
-           "patch_filter_stats", "residual_stream", "STAT_KEYS", "STREAM_KEYS"]
+           "patch_filter_stats", "residual_stream", "encoder_inside", "STAT_KEYS", "STREAM_KEYS"]
 
 # feature_stats' keys, in the order the CLI prints them
 STAT_KEYS = ("constant_share", "effective_rank", "effective_rank_clips", "var_total", "var_across_clips",
@@ -245,6 +245,20 @@ def residual_stream(encoder: torch.nn.Module, x: Tensor) -> list[dict[str, float
     blocks' own outputs (the stream `forward_tokens` computes before any final norm).
     """
     return [_stream_shares(tokens) for tokens in _stages(encoder, x)]
+
+
+@torch.no_grad()
+def encoder_inside(encoder: torch.nn.Module, x: Tensor) -> dict[str, list]:
+    """`attention_entropy` and `residual_stream` from one pass of the encoder over x (what `smile diagnose` reports):
+    {"attention_entropy": one float per block, "residual_stream": one dict per stage}."""
+    entropies, stream = [], []
+    blocks = iter(encoder.blocks)
+    for tokens in _stages(encoder, x):
+        stream.append(_stream_shares(tokens))
+        blk = next(blocks, None)
+        if blk is not None:  # the attention of the block that reads this stage
+            entropies.append(_entropy(_attention_probs(blk.attn, blk.norm1(tokens))))
+    return {"attention_entropy": entropies, "residual_stream": stream}
 
 
 def _stream_shares(tokens: Tensor) -> dict[str, float]:

@@ -70,32 +70,29 @@ def _claim(settings: DemoSettings) -> None:
     atomic_write_text(saved, json.dumps(settings.record(), indent=1))
 
 
-def _background() -> str:
-    """The recipe's background of the pretraining clips (data.background)."""
-    return load_config(PretrainJob, overrides=PRETRAIN_RECIPE).data.background
+def _pretrain_config(settings: DemoSettings) -> PretrainJob:
+    """The demo's pretraining job: the study's recipe at the demo's length and seed, resolved once."""
+    return load_config(PretrainJob, overrides=[
+        *PRETRAIN_RECIPE, f"train.epochs={settings.epochs}", f"data.epoch_size={settings.epoch_size}",
+        f"train.seed={settings.seed}", f"run.out_dir={settings.out / 'pretrain'}",
+        f"run.quiet={str(settings.quiet).lower()}", "run.resume=auto"])
 
 
-def _pretrain(settings: DemoSettings, rd: RunDir) -> Path:
+def _pretrain(cfg: PretrainJob, settings: DemoSettings, rd: RunDir) -> Path:
     from ..engine.pretrain import pretrain
 
-    out = settings.out / "pretrain"
-    cfg = load_config(PretrainJob, overrides=[
-        *PRETRAIN_RECIPE, f"train.epochs={settings.epochs}", f"data.epoch_size={settings.epoch_size}",
-        f"train.seed={settings.seed}", f"run.out_dir={out}", f"run.quiet={str(settings.quiet).lower()}",
-        "run.resume=auto"])
     rd.echo(f"[4/6] pretraining the tiny student: {settings.epochs} epochs x {settings.epoch_size} clips of "
             f"{cfg.data.background} backgrounds + motion, embedded teacher")
     return pretrain(cfg)
 
 
-def _filmstrip(settings: DemoSettings, report: Path) -> None:
+def _filmstrip(cfg: PretrainJob, seed: int, report: Path) -> None:
     from ..commands.show_motion import render
     from ..motion import infuse_motion
     from ..motion.backgrounds import make_background
     from ..objects import default_bank
 
-    cfg = load_config(PretrainJob, overrides=PRETRAIN_RECIPE)
-    g = torch.Generator().manual_seed(settings.seed)
+    g = torch.Generator().manual_seed(seed)
     clips = make_background(cfg.data.background, 2, 16, 128, 128, g).contiguous()
     video, alpha = infuse_motion(clips, default_bank("pretrain"), cfg.motion, g)
     gif, strip = render(video, alpha, 8)
@@ -140,10 +137,11 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
                          seed=settings.seed)
     tasks = generate_benchmark(out / "benchmark", spec)
 
+    cfg = _pretrain_config(settings)
     rd.echo("[3/6] motion filmstrip")
-    _filmstrip(settings, report)
+    _filmstrip(cfg, settings.seed, report)
 
-    run_dir = _pretrain(settings, rd)
+    run_dir = _pretrain(cfg, settings, rd)
     checkpoint = run_dir / "model"
 
     rd.echo("[5/6] linear and attentive probes, kNN and finetuning: random init vs SMILE (chosen on val, reported on "
@@ -165,7 +163,7 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
     table = _table(results)
     text = "\n".join([
         "# smile demo", "",
-        f"Pretrained the tiny student ({settings.epochs} epochs x {settings.epoch_size} clips of {_background()} "
+        f"Pretrained the tiny student ({settings.epochs} epochs x {settings.epoch_size} clips of {cfg.data.background} "
         "backgrounds + synthetic object motion, embedded EfficientNet-Lite0 teacher) and evaluated it against the "
         f"same student at random init on the embedded benchmark. Total time {minutes:.1f} min.", "",
         "Protocol: train and val clips show one pool of held-out objects, test clips a disjoint pool. Linear probe: "

@@ -27,10 +27,16 @@ __all__ = ["TorchCodecReader", "torchcodec_available"]
 def torchcodec_available() -> bool:
     """torchcodec is installed and its FFmpeg libraries load (checked once per process)."""
     try:
-        from torchcodec.decoders import VideoDecoder  # noqa: F401 - importing loads the FFmpeg libraries
+        from torchcodec.decoders import VideoDecoder  # noqa: F401 - older torchcodec loads FFmpeg here or fails
     except (ImportError, OSError, RuntimeError):
         return False
-    return True
+    # torchcodec >= 0.10 imports without FFmpeg (its image decoders do not need it) and fails at the first video;
+    # it records whether its FFmpeg-dependent core loaded.
+    try:
+        from torchcodec._core import ops
+    except (ImportError, OSError, RuntimeError):
+        return False
+    return getattr(ops, "_FFMPEG_AVAILABLE", True) is not False
 
 
 class TorchCodecReader(VideoReader):

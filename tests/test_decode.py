@@ -206,3 +206,34 @@ def test_auto_picks_an_installed_decoder_and_cuda_needs_torchcodec(long_video):
 def test_unknown_decoder(long_video):
     with pytest.raises(ValueError, match="unknown decoder 'opencv'"):
         open_video(long_video, "opencv")
+
+
+def test_pyav_reader_gives_the_pixels_of_pyavs_own_rgb_conversion(tmp_path):
+    # The reader converts every frame through one VideoReformatter (a frame's own to_ndarray builds a converter per
+    # frame, most of a decode's time); the pixels must be those of PyAV's per-frame conversion.
+    import av
+
+    g = np.random.default_rng(0)
+    frames = g.integers(0, 256, (6, 48, 64, 3), dtype=np.uint8)
+    path = write_video(tmp_path / "colour.mp4", frames, fps=10)
+    with av.open(str(path)) as c:
+        ref = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[0])])
+    got = PyAVReader(path).get_frames(range(6)).numpy()
+    assert got.shape == ref.shape and np.array_equal(got, ref)
+    assert np.array_equal(np.stack(list(PyAVReader(path).iter_frames())), ref)
+
+
+def test_torchcodec_is_available_exactly_when_it_can_decode(long_video):
+    # torchcodec >= 0.10 imports without FFmpeg's libraries and fails only at the first video: `auto` must not pick
+    # it then (every video of a run would be skipped as unreadable).
+    from smile_video.data.torchcodec_reader import torchcodec_available
+
+    try:
+        from torchcodec.decoders import VideoDecoder
+
+        VideoDecoder(str(long_video))
+        decodes = True
+    except Exception:  # not installed, or its FFmpeg libraries do not load
+        decodes = False
+    assert torchcodec_available() == decodes
+    assert (resolve_decoder("auto") == "torchcodec") == decodes

@@ -33,7 +33,8 @@ from smile_video.eval.study import MODEL  # noqa: E402  (the study's student: ti
 BASE = [*MODEL, "teacher.kind=embedded", "data.source=synthetic", "data.background=image",
         "motion.num_objects=2", "motion.trajectory=official", "mask.kind=trajectory", "mask.ratio=0.8",
         "train.batch_size=32", "train.lr=1.5e-2", "train.warmup_epochs=2", "teacher.target_norm=layernorm",
-        "train.log_every=10", "train.freeze_patch_embed=true"]
+        "train.log_every=10", "train.freeze_patch_embed=true",
+        "model.decoder_input_norm=batch"]
 
 VARIANTS: dict[str, list[str] | None] = {
     "smile": ["train.strategy=progressive"],

@@ -36,7 +36,7 @@ __all__ = ["VideoDecodeError", "VideoReader", "PyAVReader", "DecordReader", "Fra
 
 DECODERS = ("pyav", "decord", "torchcodec")
 # `auto` takes the first installed of these: fastest first, as measured by benchmarks/data.py (docs/benchmarks.md).
-AUTO_ORDER = ("torchcodec", "decord", "pyav")
+AUTO_ORDER = ("torchcodec", "pyav", "decord")
 
 
 class VideoDecodeError(RuntimeError):

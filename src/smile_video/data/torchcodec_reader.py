@@ -26,16 +26,13 @@ __all__ = ["TorchCodecReader", "torchcodec_available"]
 @functools.lru_cache(maxsize=1)
 def torchcodec_available() -> bool:
     """torchcodec is installed and its FFmpeg libraries load (checked once per process)."""
-    try:
-        from torchcodec.decoders import VideoDecoder  # noqa: F401 - older torchcodec loads FFmpeg here or fails
-    except (ImportError, OSError, RuntimeError):
-        return False
-    # torchcodec >= 0.10 imports without FFmpeg (its image decoders do not need it) and fails at the first video;
-    # it records whether its FFmpeg-dependent core loaded.
-    try:
+    try:  # older torchcodec loads FFmpeg when the decoders are imported, or fails there
         from torchcodec._core import ops
+        from torchcodec.decoders import VideoDecoder  # noqa: F401
     except (ImportError, OSError, RuntimeError):
         return False
+    # torchcodec >= 0.10 imports without FFmpeg (its image decoders do not need it) and fails at the first video; it
+    # records whether its FFmpeg-dependent core loaded.
     return getattr(ops, "_FFMPEG_AVAILABLE", True) is not False
 
 

@@ -172,8 +172,7 @@ def attention_entropy(encoder: torch.nn.Module, x: Tensor) -> list[float]:
     equals them applied to its values (tested).
     """
     # zip stops at the last block: the stream after it is never computed
-    return [_entropy(_attention_probs(blk.attn, blk.norm1(tokens)))
-            for blk, tokens in zip(encoder.blocks, _stages(encoder, x))]
+    return [_block_entropy(blk, tokens) for blk, tokens in zip(encoder.blocks, _stages(encoder, x))]
 
 
 def _stages(encoder: torch.nn.Module, x: Tensor) -> Iterator[Tensor]:
@@ -194,6 +193,11 @@ def _attention_probs(attn: torch.nn.Module, h: Tensor) -> Tensor:
     qkv = torch.nn.functional.linear(h, attn.qkv.weight, bias).view(B, N, 3, attn.num_heads, C // attn.num_heads)
     q, k, _ = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, heads, N, C / heads)
     return (q @ k.transpose(-1, -2) * (C // attn.num_heads) ** -0.5).softmax(dim=-1)
+
+
+def _block_entropy(blk: torch.nn.Module, tokens: Tensor) -> float:
+    """Mean entropy of the attention a `vit.Block` computes on its input stream tokens (B, N, C)."""
+    return _entropy(_attention_probs(blk.attn, blk.norm1(tokens)))
 
 
 def _entropy(p: Tensor) -> float:
@@ -257,7 +261,7 @@ def encoder_inside(encoder: torch.nn.Module, x: Tensor) -> dict[str, list]:
         stream.append(_stream_shares(tokens))
         blk = next(blocks, None)
         if blk is not None:  # the attention of the block that reads this stage
-            entropies.append(_entropy(_attention_probs(blk.attn, blk.norm1(tokens))))
+            entropies.append(_block_entropy(blk, tokens))
     return {"attention_entropy": entropies, "residual_stream": stream}
 
 

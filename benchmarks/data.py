@@ -13,8 +13,9 @@ images (`ref decode`); `ref + crop` adds its GroupMultiScaleCrop (same crop dist
 to 224 per PIL frame, and a uint8 tensor. With S samples the paper's code decodes once and augments S times, so its
 cost per clip is (decode + S crops) / S. Ours: a train item of `VideoClipDataset` (decode + multi-scale crop + resize
 to 224, uint8 (S, 3, 16, 224, 224)). Also measured: keyframe-aligned starts (`start_sampling=keyframe`), each sample
-its own start (`per_sample_start`, the old behaviour) and the same videos re-encoded by `smile data-reencode`
-(short side 320 kept, a keyframe every 16 frames), with their size.
+its own start (`per_sample_start`, the old behaviour), PyAV decoding every frame of the span
+(`PyAVReader.skip_unreferenced = False`, the reader before it skipped unreferenced frames) and the same videos
+re-encoded by `smile data-reencode` (short side 320 kept, a keyframe every 16 frames), with their size.
 
 Timings are medians over --repeats passes of --items clips; other processes on the machine make them noisy, which is
 why every ratio is against the reference measured in the same run.
@@ -149,6 +150,20 @@ def ours(paths: list[str], decoder: str, samples: int, **kw):
     return lambda k: ds[(k // len(paths), k % len(paths))]
 
 
+def every_frame(fn):
+    """`fn` with PyAV decoding every frame of a clip's span (`PyAVReader.skip_unreferenced` off): the same clips."""
+    from smile_video.data.decode import PyAVReader
+
+    def item(k: int):
+        PyAVReader.skip_unreferenced = False
+        try:
+            return fn(k)
+        finally:
+            PyAVReader.skip_unreferenced = True
+
+    return item
+
+
 def lead_in(paths: list[str]) -> dict[str, float]:
     """Frames decoded per clip (keyframe before the start to the clip's end) for uniform starts, from the index."""
     from smile_video.data.decode import PyAVReader
@@ -218,6 +233,8 @@ def measure(args: argparse.Namespace, core: int) -> None:
         add(f"ours, {d}, keyframe starts", ours(paths, d, 1, start_sampling="keyframe"), 1)
         add(f"ours, {d}", ours(short, d, 1), 1, files=f"GOP {args.gop}")
         add(f"ours, {d}", ours(short, d, max(samples)), max(samples), files=f"GOP {args.gop}")
+    if "pyav" in decoders:
+        add("ours, pyav, every frame decoded", every_frame(ours(paths, "pyav", 1)), 1)
     add(f"ours, {decoders[0]}, per-sample start (old)", ours(paths, decoders[0], max(samples), per_sample_start=True),
         max(samples))
     interleaved(loaders, args.items, args.repeats)

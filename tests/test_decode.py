@@ -79,14 +79,52 @@ def test_reader_seeks_instead_of_decoding_from_the_start(long_video):
         decoded = []
         inner = reader._decode_from
 
-        def counting(seek_index, sequential=False):
-            for index, frame in inner(seek_index, sequential):
+        def counting(seek_index, sequential=False, keep=None):
+            for index, frame in inner(seek_index, sequential, keep):
                 decoded.append(index)
                 yield index, frame
 
         reader._decode_from = counting
         assert frame_ids(reader.get_frames([50, 52])) == [50, 52]
     assert min(decoded) == key and max(decoded) == 52  # from the keyframe before 50 to the last wanted frame
+
+
+def _textured_video(path: Path, n: int = 48) -> Path:
+    """n frames of grain drifting over a gradient: real motion, so x264 (preset veryfast, 3 B-frames) writes P- and
+    B-frames that reference each other, and a wrong reference would show in the pixels."""
+    g = np.random.default_rng(0)
+    base = g.integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    frames = np.stack([np.roll(base, (t, 2 * t), axis=(0, 1)) // 2 + np.uint8(2 * t) for t in range(n)])
+    return write_video(path, frames, fps=30, codec="libx264", gop=24)
+
+
+@pytest.mark.skipif(available_codec() != "libx264", reason="needs x264 for B-frames")
+def test_strided_reads_skip_unreferenced_frames_and_keep_the_pixels(tmp_path):
+    path = _textured_video(tmp_path / "b.mp4")
+    everything, _ = read_video(path)
+    wanted = [26, 30, 34, 38, 42, 46]
+    with PyAVReader(path) as reader:
+        decoded = []
+        inner = reader._decode_from
+
+        def counting(seek_index, sequential=False, keep=None):
+            for index, frame in inner(seek_index, sequential, keep):
+                decoded.append(index)
+                yield index, frame
+
+        reader._decode_from = counting
+        got = reader.get_frames(wanted)
+    assert torch.equal(got, everything[wanted])  # bit-identical to decoding every frame
+    span = range(24, 47)  # from the keyframe at 24 to the last wanted frame
+    assert set(wanted) <= set(decoded) <= set(span)
+    assert len(decoded) < len(span)  # some frames between were never decoded
+    decoded.clear()
+    with PyAVReader(path) as reader:
+        reader.skip_unreferenced = False
+        inner = reader._decode_from
+        reader._decode_from = counting
+        assert torch.equal(reader.get_frames(wanted), everything[wanted])
+    assert decoded == list(span)  # switched off: every frame of the span
 
 
 def test_timestamp_mismatch_falls_back_to_counting_frames(long_video):

@@ -139,6 +139,11 @@ class VideoReader(ABC):
 
 
 class PyAVReader(VideoReader):
+    # Frames between the keyframe and the last wanted frame that no frame references are not decoded (`_decode_from`).
+    # False decodes every one of them: for files whose encoder marks referenced frames as unreferenced (a broken
+    # stream; the wanted frames would then show artefacts), or to measure the gain (benchmarks/data.py).
+    skip_unreferenced: bool = True
+
     def __init__(self, path: str | Path):
         self.path = str(path)
         if not os.path.isfile(self.path):
@@ -206,23 +211,36 @@ class PyAVReader(VideoReader):
         if self._used or self._container is None:
             self._open()
 
-    def _decode_from(self, seek_index: int | None, sequential: bool = False):
+    def _decode_from(self, seek_index: int | None, sequential: bool = False, keep: set[int] | None = None):
         """Yield (index, frame) from the keyframe at `seek_index` (None = from the start). Indices come from the
-        timestamps, or, with `sequential` (or no usable timestamps), from counting frames from the start."""
+        timestamps, or, with `sequential` (or no usable timestamps), from counting frames from the start.
+
+        `keep` (frame indices; only with timestamps, not `sequential`): every other frame that no frame references
+        (an H.264 / HEVC non-reference frame, e.g. most B-frames of x264's default) is not decoded at all, through
+        FFmpeg's `skip_frame`, set packet by packet. Nothing that is decoded depends on a skipped frame, so the kept
+        frames' pixels are unchanged (tested); it halves the decode of a strided clip from a long-GOP file
+        (docs/benchmarks.md). Skipped frames are not yielded."""
         self._rewind()
         self._used = True
         container, stream = self._container, self._stream
-        if seek_index is not None and seek_index > 0 and not sequential:
+        timestamps = self._exact and not sequential
+        if seek_index is not None and seek_index > 0 and timestamps:
             container.seek(self._order[seek_index], stream=stream, backward=True, any_frame=False)
+        context = stream.codec_context
+        skip = keep is not None and timestamps and self.skip_unreferenced
+        keep_pts = {self._order[i] for i in keep} if skip else None
         counter = 0
-        for frame in container.decode(stream):
-            if self._exact and not sequential:
-                if frame.pts is None or frame.pts not in self._pts_to_index:
-                    raise _Resync()
-                yield self._pts_to_index[frame.pts], frame
-            else:
-                yield counter, frame
-                counter += 1
+        for packet in container.demux(stream):
+            if keep_pts is not None:  # the final flush packet has no pts: decode (drain) it as usual
+                context.skip_frame = "DEFAULT" if packet.pts is None or packet.pts in keep_pts else "NONREF"
+            for frame in context.decode(packet):
+                if timestamps:
+                    if frame.pts is None or frame.pts not in self._pts_to_index:
+                        raise _Resync()
+                    yield self._pts_to_index[frame.pts], frame
+                else:
+                    yield counter, frame
+                    counter += 1
 
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
         """A decoded frame -> (H, W, 3) uint8 RGB through the reader's one converter (the pixels of the frame's own
@@ -239,7 +257,7 @@ class PyAVReader(VideoReader):
             want = set(wanted)
             out: dict[int, np.ndarray] = {}
             try:
-                for index, frame in self._decode_from(seek_index, sequential=attempt == 1):
+                for index, frame in self._decode_from(seek_index, sequential=attempt == 1, keep=want):
                     if attempt == 0 and not out and index > first:
                         raise _Resync()  # the seek overshot: start again from the beginning
                     if index in want:

@@ -10,6 +10,7 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from smile_video.config import ModelConfig, TeacherConfig
+from smile_video.config.checks import ConfigError
 from smile_video.teachers import ImageTeacher, PixelTeacher, build_teacher, normalize_targets
 from smile_video.teachers.vit_teachers import build_vit_teacher
 
@@ -49,6 +50,37 @@ def test_targets_follow_student_token_order_and_use_first_frame_of_each_tubelet(
     other = video.clone()
     other[:, :, 1::tubelet] = -5.0  # frames that are not first of a tubelet do not matter
     torch.testing.assert_close(teacher(other), targets)
+
+
+def test_every_frame_targets_concatenate_each_frame_of_the_tubelet_in_order():
+    B, tubelet, (t, h, w) = 2, 2, (3, 2, 4)
+    teacher = PatchMeanTeacher((t, h, w), tubelet).use_every_frame()
+    assert teacher.dim == 6 and teacher.use_every_frame().dim == 6  # idempotent
+    targets = teacher(_coded_video(B, t * tubelet, h, w))  # (B, N, 2 * 3)
+    assert targets.shape == (B, t * h * w, 6)
+    for bi in range(B):
+        for n in range(t * h * w):
+            ti, rest = divmod(n, h * w)
+            i, j = divmod(rest, w)
+            expected = torch.cat([1000 * bi + 100 * (ti * tubelet + k) + 10 * i + j + 0.1 * torch.arange(3.0)
+                                  for k in range(tubelet)])  # frame t' * tubelet, then the next one
+            torch.testing.assert_close(targets[bi, n], expected, atol=0.02, rtol=0)
+
+
+def test_teacher_frames_config():
+    model = ModelConfig()  # tiny: 8 frames, 64 px -> grid (4, 4, 4), tubelet 2
+    first = build_teacher(TeacherConfig(kind="embedded"), model)
+    every = build_teacher(TeacherConfig(kind="embedded", frames="all"), model)
+    assert every.dim == 2 * first.dim
+    video = torch.randint(0, 256, (1, 3, 8, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    a, b = first(video), every(video)
+    torch.testing.assert_close(b[..., :first.dim], a, atol=1e-4, rtol=1e-4)
+    swapped = video[:, :, torch.arange(8).view(4, 2).flip(1).flatten()]  # each tubelet's two frames swapped
+    torch.testing.assert_close(b[..., first.dim:], first(swapped), atol=1e-4, rtol=1e-4)
+    with pytest.raises(ConfigError, match="teacher.frames=all applies to image teachers"):
+        TeacherConfig(kind="pixel", frames="all").validate()
+    with pytest.raises(ConfigError, match="teacher.frames"):
+        TeacherConfig(frames="second").validate()
 
 
 def test_real_teacher_permuting_tubelets_permutes_token_blocks():

@@ -154,6 +154,9 @@ class TeacherConfig:
     projection: bool = False  # CLIP: apply the visual projection (768 -> 512); the paper's code does not
     input_norm: str = "native"  # native (the teacher's own mean/std) | imagenet (the official SMILE code's inputs)
     target_norm: str = "official"  # official (per sample+channel over tokens) | layernorm (per token) | none
+    # Which frames of a tubelet give its target: first (the paper) | all (their features concatenated, the target
+    # dim times the tubelet size, the teacher run on every frame; image teachers only)
+    frames: str = "first"
     dtype: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | float32 | bfloat16
     # The frozen weights' storage: float32 | bfloat16 (with teacher.dtype bf16: no per-step weight casts)
     weights_dtype: str = "float32"
@@ -171,6 +174,10 @@ class TeacherConfig:
             raise ConfigError(f"teacher.frame_chunk must be >= 0, got {self.frame_chunk}")
         check_choice("teacher.input_norm", self.input_norm, ("native", "imagenet"))
         check_choice("teacher.target_norm", self.target_norm, ("official", "layernorm", "none"))
+        check_choice("teacher.frames", self.frames, ("first", "all"))
+        if self.frames == "all" and self.kind == "pixel":
+            raise ConfigError("teacher.frames=all applies to image teachers: pixel targets already cover every frame "
+                              "of the tubelet")
         check_choice("teacher.dtype", self.dtype, ("auto", "float32", "bfloat16"))
         check_choice("teacher.weights_dtype", self.weights_dtype, ("float32", "bfloat16"))
         if self.weights_dtype == "bfloat16" and self.dtype == "float32":

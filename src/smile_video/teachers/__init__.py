@@ -8,7 +8,7 @@ See docs/teachers.md.
 from __future__ import annotations
 
 from smile_video.config import ModelConfig, TeacherConfig
-from smile_video.teachers.base import ImageTeacher, Teacher, first_frames
+from smile_video.teachers.base import ImageTeacher, Teacher, every_frame, first_frames
 from smile_video.teachers.clip import build_clip_teacher
 from smile_video.teachers.embedded import EfficientNetTeacher
 from smile_video.teachers.pixel import PixelTeacher
@@ -24,15 +24,24 @@ __all__ = [
     "build_teacher",
     "normalize_targets",
     "first_frames",
+    "every_frame",
 ]
 
 
 def build_teacher(cfg: TeacherConfig, model: ModelConfig) -> Teacher:
     """The teacher ``cfg`` describes, producing targets on ``model``'s token grid (frozen, eval mode)."""
     grid, tubelet = model.grid, model.tubelet_size
-    common = dict(resize=cfg.resize, dtype=cfg.dtype, frame_chunk=cfg.frame_chunk)
     if cfg.kind == "pixel":
+        if cfg.frames != "first":
+            raise ValueError("teacher.frames applies to image teachers: pixel targets already cover every frame of "
+                             "the tubelet; leave teacher.frames=first with teacher.kind=pixel")
         return PixelTeacher(grid, tubelet, model.patch_size)
+    teacher = _image_teacher(cfg, grid, tubelet)
+    return teacher.use_every_frame() if cfg.frames == "all" else teacher
+
+
+def _image_teacher(cfg: TeacherConfig, grid: tuple[int, int, int], tubelet: int) -> ImageTeacher:
+    common = dict(resize=cfg.resize, dtype=cfg.dtype, frame_chunk=cfg.frame_chunk)
     if cfg.kind == "embedded":
         if cfg.layer != -1 or cfg.projection or cfg.arch:
             raise ValueError("teacher.kind=embedded uses the fixed stride-16 EfficientNet-Lite0 features: "

@@ -2,7 +2,11 @@
 
 A teacher maps a raw clip ``(B, 3, T, H, W)`` (uint8 or float in [0, 1]) to targets ``(B, N, D)`` float32 in the
 student's token order: ``N = T' * h' * w'`` flattened ``(t', h', w')`` row-major, token ``(t', i, j)`` holding the
-teacher's feature at grid cell ``(i, j)`` of frame ``t' * tubelet``.
+teacher's feature at grid cell ``(i, j)`` of frame ``t' * tubelet``. With ``teacher.frames=all``
+(`ImageTeacher.use_every_frame`, not the paper's) an image teacher runs on every frame instead and token
+``(t', i, j)`` holds its features of frames ``t' * tubelet ... t' * tubelet + tubelet - 1`` concatenated,
+``D = tubelet * D_teacher``: as VideoMAE's pixel target covers the whole tubelet, the target then also says how the
+content moves inside it.
 
 Grid matching (one rule for every image teacher): each selected frame is resized to ``(h' * s, w' * s)`` where ``s``
 is the teacher's stride (its patch size; 16 for CLIP ViT-B/16 and the EfficientNet-Lite0 stride-16 map), so the
@@ -20,7 +24,7 @@ from torch import Tensor, nn
 
 from smile_video.data.normalize import to_float
 
-__all__ = ["Teacher", "ImageTeacher", "first_frames", "resolve_autocast_dtype"]
+__all__ = ["Teacher", "ImageTeacher", "first_frames", "every_frame", "resolve_autocast_dtype"]
 
 
 def first_frames(video: Tensor, tubelet: int) -> Tensor:
@@ -33,6 +37,15 @@ def first_frames(video: Tensor, tubelet: int) -> Tensor:
         raise ValueError(f"teacher: clip has T={T} frames, not a multiple of the tubelet size {tubelet}")
     frames = video[:, :, ::tubelet]  # (B, C, T', H, W)
     return frames.transpose(1, 2).reshape(B * (T // tubelet), C, H, W)  # (B*T', C, H, W)
+
+
+def every_frame(video: Tensor, tubelet: int) -> Tensor:
+    """Every frame, batched in tubelet order: ``(B, C, T, H, W) -> (B * T, C, H, W)``, ordered ``(b, t', j)``
+    row-major with ``t = t' * tubelet + j``."""
+    B, C, T, H, W = video.shape
+    if T % tubelet:
+        raise ValueError(f"teacher: clip has T={T} frames, not a multiple of the tubelet size {tubelet}")
+    return video.transpose(1, 2).reshape(B * T, C, H, W)  # (B*T, C, H, W)
 
 
 def resolve_autocast_dtype(dtype: str, device: torch.device) -> torch.dtype | None:
@@ -128,6 +141,7 @@ class ImageTeacher(Teacher):
         super().__init__(dim, grid, tubelet, dtype)
         self.frame_size = (int(frame_size[0]), int(frame_size[1]))
         self.frame_chunk = int(frame_chunk)
+        self.frames_per_token = 1  # 1: the first frame of each tubelet (the paper); tubelet: every frame
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
@@ -158,9 +172,19 @@ class ImageTeacher(Teacher):
             outs.append(feat)
         return torch.cat(outs)
 
+    def use_every_frame(self) -> ImageTeacher:
+        """Targets from every frame of a tubelet (``teacher.frames=all``): ``dim`` becomes ``tubelet * dim``, the
+        teacher runs on ``tubelet`` times as many frames. Returns self."""
+        if self.frames_per_token == 1:
+            self.frames_per_token = self.tubelet
+            self.dim *= self.tubelet
+        return self
+
     def _targets(self, video: Tensor) -> Tensor:
         B = video.shape[0]
         t, h, w = self.grid
-        feat = self.feature_grid(first_frames(video, self.tubelet))  # (B*T', D, h', w')
-        feat = feat.view(B, t, self.dim, h, w).permute(0, 1, 3, 4, 2)  # (B, T', h', w', D)
-        return feat.reshape(B, t * h * w, self.dim)  # (B, N, D)
+        k = self.frames_per_token
+        frames = first_frames(video, self.tubelet) if k == 1 else every_frame(video, self.tubelet)  # (B*T'*k, ...)
+        feat = self.feature_grid(frames)  # (B*T'*k, D_teacher, h', w')
+        feat = feat.view(B, t, k, self.dim // k, h, w).permute(0, 1, 4, 5, 2, 3)  # (B, T', h', w', k, D_teacher)
+        return feat.reshape(B, t * h * w, self.dim)  # (B, N, k * D_teacher)

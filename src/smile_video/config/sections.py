@@ -215,7 +215,9 @@ class DataConfig:
     keyframe_window: int = 0
     crop_scales: list[float] = field(default_factory=lambda: [1.0, 0.875, 0.75, 0.66])  # GroupMultiScaleCrop
     flip: bool = False
-    decoder: str = "auto"  # auto (the fastest installed: torchcodec, pyav, decord) | pyav | decord | torchcodec
+    # auto (the fastest installed: pyav, torchcodec, decord; torchcodec with decode_device=cuda) | pyav | decord |
+    # torchcodec
+    decoder: str = "auto"
     decode_device: str = "cpu"  # cpu | cuda (NVDEC; needs torchcodec with CUDA and spawned DataLoader workers)
     # DataLoader worker processes per rank: -1 = auto (CPU cores per rank - 1, at most 10, when videos are decoded;
     # 0 for the purely synthetic sources); 0 = load in the training process

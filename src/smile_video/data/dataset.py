@@ -78,7 +78,7 @@ class VideoClipDataset(torch.utils.data.Dataset):
         if not crop_scales or not all(0 < s <= 1 for s in crop_scales):
             raise ValueError(f"VideoClipDataset: crop_scales must be non-empty and in (0, 1], got {crop_scales}")
         try:
-            decoder = resolve_decoder(decoder)
+            decoder = resolve_decoder(decoder, decode_device)
         except ValueError as e:
             raise ValueError(f"VideoClipDataset: {e}") from None
         if decode_device != "cpu" and decoder != "torchcodec":

@@ -35,8 +35,9 @@ __all__ = ["VideoDecodeError", "VideoReader", "PyAVReader", "DecordReader", "Fra
            "open_video", "decode_frames", "count_frames", "check_video"]
 
 DECODERS = ("pyav", "decord", "torchcodec")
-# `auto` takes the first installed of these: fastest first, as measured by benchmarks/data.py (docs/benchmarks.md).
-AUTO_ORDER = ("torchcodec", "pyav", "decord")
+# `auto` takes the first installed of these: fastest first per CPU core, as measured by benchmarks/data.py
+# (docs/benchmarks.md: PyAV leads since it skips unreferenced frames). On the GPU only torchcodec decodes.
+AUTO_ORDER = ("pyav", "torchcodec", "decord")
 
 
 class VideoDecodeError(RuntimeError):
@@ -73,9 +74,15 @@ def installed_decoders() -> list[str]:
     return [name for name in AUTO_ORDER if decoder_available(name)]
 
 
-def resolve_decoder(name: str) -> str:
-    """``auto`` -> the fastest installed decoder; a named decoder is returned as is (checked to be known)."""
+def resolve_decoder(name: str, device: str = "cpu") -> str:
+    """``auto`` -> the fastest installed decoder on the CPU, or torchcodec (the one that decodes there) for
+    ``device="cuda"``; a named decoder is returned as is (checked to be known)."""
     if name == "auto":
+        if device != "cpu":
+            if not decoder_available("torchcodec"):
+                raise ValueError(f"decoding on {device!r} needs torchcodec with FFmpeg's libraries, which cannot run "
+                                 "here (pip install torchcodec; apt-get install ffmpeg)")
+            return "torchcodec"
         return installed_decoders()[0]
     if name not in DECODERS:
         raise ValueError(f"unknown decoder {name!r}; choose one of {['auto', *DECODERS]}")
@@ -169,6 +176,13 @@ class PyAVReader(VideoReader):
             self.close()
             raise VideoDecodeError(self.path, "no video stream")
         self._stream = self._container.streams.video[0]
+        # One decoder thread (and one colour-conversion thread, `_to_rgb`). FFmpeg's worker threads do not survive a
+        # fork: a codec or swscale context with a thread pool, freed in a forked DataLoader worker (its garbage
+        # collector reaching a reader the parent had not yet collected), waited forever for threads that do not
+        # exist in that process (tested; it hung `pytest tests/test_decode.py tests/test_dataset.py`). Nothing is
+        # lost: the loader runs one process per core, and PyAV's default slice threading does not split a one-slice
+        # H.264 frame (x264's default) anyway; torchcodec and the paper's decord path also decode on one thread.
+        self._stream.codec_context.thread_count = 1
         self._used = False
 
     def _index(self) -> None:
@@ -245,7 +259,8 @@ class PyAVReader(VideoReader):
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
         """A decoded frame -> (H, W, 3) uint8 RGB through the reader's one converter (the pixels of the frame's own
         `to_ndarray(format="rgb24")`, tested)."""
-        return self._rgb.reformat(frame, format="rgb24").to_ndarray()
+        # threads=1: swscale's default (auto) starts a thread pool, with the fork hazard of the decoder's (`_open`)
+        return self._rgb.reformat(frame, format="rgb24", threads=1).to_ndarray()
 
     def _read(self, wanted: list[int]) -> dict[int, np.ndarray]:
         first, last = wanted[0], wanted[-1]
@@ -293,6 +308,7 @@ class PyAVReader(VideoReader):
         if getattr(self, "_container", None) is not None:
             self._container.close()
             self._container = None
+        self._stream = None  # the stream keeps its codec context (and FFmpeg's decoder state) alive
 
 
 class _Resync(Exception):
@@ -366,7 +382,7 @@ def open_video(path: str | Path, decoder: str = "pyav", device: str = "cpu") -> 
 
     `device`: where frames are decoded to; 'cuda' (NVDEC) needs torchcodec. Frame folders are read on the CPU.
     """
-    decoder = resolve_decoder(decoder)
+    decoder = resolve_decoder(decoder, device)
     if device != "cpu" and decoder != "torchcodec":
         raise ValueError(f"decoding on {device!r} needs decoder 'torchcodec', got {decoder!r}")
     if os.path.isdir(path):

@@ -72,19 +72,25 @@ def test_selected_frames_match_a_sequential_decode(long_video):
     assert count_frames(long_video) == 60
 
 
+def _record_decoded(reader: PyAVReader) -> list[int]:
+    """Make `reader` append the index of every frame it decodes to the returned list."""
+    decoded: list[int] = []
+    inner = reader._decode_from
+
+    def counting(seek_index, sequential=False, keep=None):
+        for index, frame in inner(seek_index, sequential, keep):
+            decoded.append(index)
+            yield index, frame
+
+    reader._decode_from = counting
+    return decoded
+
+
 def test_reader_seeks_instead_of_decoding_from_the_start(long_video):
     with PyAVReader(long_video) as reader:
         key = max(k for k in reader._key_indices if k <= 50)
         assert key >= 40  # the encoder was asked for a keyframe at least every 8 frames
-        decoded = []
-        inner = reader._decode_from
-
-        def counting(seek_index, sequential=False, keep=None):
-            for index, frame in inner(seek_index, sequential, keep):
-                decoded.append(index)
-                yield index, frame
-
-        reader._decode_from = counting
+        decoded = _record_decoded(reader)
         assert frame_ids(reader.get_frames([50, 52])) == [50, 52]
     assert min(decoded) == key and max(decoded) == 52  # from the keyframe before 50 to the last wanted frame
 
@@ -104,25 +110,15 @@ def test_strided_reads_skip_unreferenced_frames_and_keep_the_pixels(tmp_path):
     everything, _ = read_video(path)
     wanted = [26, 30, 34, 38, 42, 46]
     with PyAVReader(path) as reader:
-        decoded = []
-        inner = reader._decode_from
-
-        def counting(seek_index, sequential=False, keep=None):
-            for index, frame in inner(seek_index, sequential, keep):
-                decoded.append(index)
-                yield index, frame
-
-        reader._decode_from = counting
+        decoded = _record_decoded(reader)
         got = reader.get_frames(wanted)
     assert torch.equal(got, everything[wanted])  # bit-identical to decoding every frame
     span = range(24, 47)  # from the keyframe at 24 to the last wanted frame
     assert set(wanted) <= set(decoded) <= set(span)
     assert len(decoded) < len(span)  # some frames between were never decoded
-    decoded.clear()
     with PyAVReader(path) as reader:
         reader.skip_unreferenced = False
-        inner = reader._decode_from
-        reader._decode_from = counting
+        decoded = _record_decoded(reader)
         assert torch.equal(reader.get_frames(wanted), everything[wanted])
     assert decoded == list(span)  # switched off: every frame of the span
 

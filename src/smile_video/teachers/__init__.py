@@ -8,7 +8,7 @@ See docs/teachers.md.
 from __future__ import annotations
 
 from smile_video.config import ModelConfig, TeacherConfig
-from smile_video.teachers.base import ImageTeacher, Teacher, every_frame, first_frames
+from smile_video.teachers.base import ImageTeacher, Teacher, first_frames
 from smile_video.teachers.clip import build_clip_teacher
 from smile_video.teachers.embedded import EfficientNetTeacher
 from smile_video.teachers.pixel import PixelTeacher
@@ -24,7 +24,6 @@ __all__ = [
     "build_teacher",
     "normalize_targets",
     "first_frames",
-    "every_frame",
 ]
 
 

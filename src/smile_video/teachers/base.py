@@ -24,28 +24,21 @@ from torch import Tensor, nn
 
 from smile_video.data.normalize import to_float
 
-__all__ = ["Teacher", "ImageTeacher", "first_frames", "every_frame", "resolve_autocast_dtype"]
+__all__ = ["Teacher", "ImageTeacher", "first_frames", "resolve_autocast_dtype"]
 
 
-def first_frames(video: Tensor, tubelet: int) -> Tensor:
-    """The first frame of every tubelet, batched: ``(B, C, T, H, W) -> (B * T', C, H, W)``, ``T' = T / tubelet``.
+def first_frames(video: Tensor, tubelet: int, per_tubelet: int = 1) -> Tensor:
+    """The first `per_tubelet` frames of every tubelet (1: the paper's target frame; `tubelet`: every frame),
+    batched: ``(B, C, T, H, W) -> (B * T' * per_tubelet, C, H, W)``, ``T' = T / tubelet``.
 
-    Frames are ordered ``(b, t')`` row-major, so a reshape to ``(B, T', ...)`` recovers the clip structure.
+    Frames are ordered ``(b, t', j)`` row-major (frame ``t' * tubelet + j``), so a reshape to ``(B, T', per_tubelet,
+    ...)`` recovers the clip structure.
     """
     B, C, T, H, W = video.shape
     if T % tubelet:
         raise ValueError(f"teacher: clip has T={T} frames, not a multiple of the tubelet size {tubelet}")
-    frames = video[:, :, ::tubelet]  # (B, C, T', H, W)
-    return frames.transpose(1, 2).reshape(B * (T // tubelet), C, H, W)  # (B*T', C, H, W)
-
-
-def every_frame(video: Tensor, tubelet: int) -> Tensor:
-    """Every frame, batched in tubelet order: ``(B, C, T, H, W) -> (B * T, C, H, W)``, ordered ``(b, t', j)``
-    row-major with ``t = t' * tubelet + j``."""
-    B, C, T, H, W = video.shape
-    if T % tubelet:
-        raise ValueError(f"teacher: clip has T={T} frames, not a multiple of the tubelet size {tubelet}")
-    return video.transpose(1, 2).reshape(B * T, C, H, W)  # (B*T, C, H, W)
+    frames = video.unflatten(2, (T // tubelet, tubelet))[:, :, :, :per_tubelet]  # (B, C, T', k, H, W)
+    return frames.permute(0, 2, 3, 1, 4, 5).reshape(-1, C, H, W)  # (B*T'*k, C, H, W)
 
 
 def resolve_autocast_dtype(dtype: str, device: torch.device) -> torch.dtype | None:
@@ -184,7 +177,6 @@ class ImageTeacher(Teacher):
         B = video.shape[0]
         t, h, w = self.grid
         k = self.frames_per_token
-        frames = first_frames(video, self.tubelet) if k == 1 else every_frame(video, self.tubelet)  # (B*T'*k, ...)
-        feat = self.feature_grid(frames)  # (B*T'*k, D_teacher, h', w')
+        feat = self.feature_grid(first_frames(video, self.tubelet, k))  # (B*T'*k, D_teacher, h', w')
         feat = feat.view(B, t, k, self.dim // k, h, w).permute(0, 1, 4, 5, 2, 3)  # (B, T', h', w', k, D_teacher)
         return feat.reshape(B, t * h * w, self.dim)  # (B, N, k * D_teacher)

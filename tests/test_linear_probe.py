@@ -351,3 +351,40 @@ def test_time_pooling_keeps_the_order_of_time_steps():
     assert torch.allclose(mean_fwd, mean_rev)
     assert time_fwd.shape == (1, 6) and not torch.allclose(time_fwd, time_rev)
     assert torch.allclose(time_fwd.view(2, 3).flip(0), time_rev.view(2, 3))
+
+
+def test_probe_repeats_report_the_mean_of_independent_probes(mp4_lists, tmp_path):
+    import json
+
+    from safetensors.torch import load_file
+
+    from smile_video.cli import main
+    from smile_video.config import ConfigError, ProbeJob, load_config
+    from smile_video.eval.probe_job import repeat_seed
+
+    common = ["--random-init", "--quiet", f"probe.train_list={mp4_lists / 'train.txt'}",
+              f"probe.val_list={mp4_lists / 'val.txt'}", f"probe.test_list={mp4_lists / 'test.txt'}",
+              "probe.sampling_rate=2", "model.img_size=32", "model.num_frames=4", "model.embed_dim=32",
+              "model.depth=1", "model.num_heads=2", "probe.epochs=4", "probe.lrs=[0.01,0.1]", "probe.batch_size=4"]
+    one, three = tmp_path / "one", tmp_path / "three"
+    assert main(["probe", *common, "--out", str(one)]) == 0
+    assert main(["probe", *common, "--out", str(three), f"probe.cache_dir={one / 'features'}", "probe.repeats=3"]) == 0
+    r1, r3 = (json.loads((d / "results.json").read_text()) for d in (one, three))
+    assert "repeats" not in r1 and "best_std" not in r1
+    assert r3["repeats"][0]["selected"] == r1["selected"]  # repeat 0 is the single probe
+    # each later repeat is the probe trained by hand from its own seed on the same features
+    cfg = load_config(ProbeJob, overrides=["probe.epochs=4", "probe.lrs=[0.01,0.1]", "probe.batch_size=4"]).probe
+    f = {p.name.split("-")[0]: load_file(str(p)) for p in (one / "features").iterdir()}
+    tops = []
+    for r in range(3):
+        g = torch.Generator().manual_seed(repeat_seed(0, r))
+        res = train_linear_probe(f["train"]["feats"], f["train"]["labels"], f["val"]["feats"], f["val"]["labels"],
+                                 cfg, g, num_classes=2, test_feats=f["test"]["feats"], test_labels=f["test"]["labels"])
+        assert res.selected["test"] == pytest.approx(r3["repeats"][r]["selected"]["test"])
+        tops.append(res.best["top1"])
+    assert len({repeat_seed(0, r) for r in range(3)}) == 3
+    assert r3["best"]["top1"] == pytest.approx(sum(tops) / 3) == r3["selected"]["test"]["top1"]
+    assert r3["best_std"]["top1"] == pytest.approx(torch.tensor(tops).std().item())
+    assert len(r3["selected"]["lr"]) == len(r3["selected"]["epoch"]) == 3
+    with pytest.raises(ConfigError, match="probe.repeats"):
+        load_config(ProbeJob, overrides=["probe.repeats=0"])

@@ -70,8 +70,14 @@ class ProbeConfig:
     cache_dir: str = ""  # feature cache; "" = <run.out_dir>/features
     device: str = "auto"  # auto | cpu | cuda
     seed: int = 0
+    # Independent probes on the same features (initial weights and batch order drawn afresh; the encoder, random init
+    # included, is the same): each chooses its own (lr, epoch) on val and the reported result is their mean, with its
+    # spread. Repeat 0 is the single probe of repeats=1 (docs/evaluation.md).
+    repeats: int = 1
 
     def validate(self) -> None:
+        if self.repeats < 1:
+            raise ConfigError(f"probe.repeats must be >= 1, got {self.repeats}")
         if self.epochs < 1 or self.batch_size < 1 or not self.lrs:
             raise ConfigError("probe.epochs and probe.batch_size must be >= 1 and probe.lrs non-empty")
         if any(lr <= 0 for lr in self.lrs) or len(self.betas) != 2:

@@ -23,13 +23,15 @@ from ..config.evaluation import check_list_files
 from ..devices import resolve_device
 from ..run_guard import claim_run_dir
 from ..runlog import RunDir, atomic_write_text
+from ..seeding import derive_seed
 from .attentive_probe import train_attentive_probe
 from .features import FeatureSet, list_features, load_frozen_encoder
 from .knn import knn_evaluate
-from .linear_probe import train_linear_probe
+from .linear_probe import ProbeResult, train_linear_probe
 from .similarity import save_similarity
 
-__all__ = ["check_lists", "probe_features", "run_probe", "run_knn", "KNN_PROTOCOL_VAL", "KNN_PROTOCOL_TEST"]
+__all__ = ["check_lists", "probe_features", "repeat_seed", "mean_of_repeats", "run_probe", "run_knn",
+           "KNN_PROTOCOL_VAL", "KNN_PROTOCOL_TEST"]
 
 KNN_PROTOCOL_VAL = "kNN on val (no test list)"
 KNN_PROTOCOL_TEST = "kNN on test, train features as the bank (val also reported)"
@@ -111,34 +113,69 @@ def _line(m: dict[str, float]) -> str:
     return f"top-1 {m['top1']:.2f}  top-5 {m['top5']:.2f}  mean-class {m['mean_class']:.2f}"
 
 
+def repeat_seed(seed: int, repeat: int) -> int:
+    """The generator seed of probe repeat `repeat`: repeat 0 keeps `seed` (the single probe of repeats=1)."""
+    return seed if repeat == 0 else derive_seed(seed, repeat)
+
+
+def mean_of_repeats(results: list[ProbeResult]) -> dict[str, Any]:
+    """What several independent probes on the same features report: for every metric the mean (`best`) and sample
+    std (`best_std`, 0 for one) of each probe's reported metrics; with a test set also `selected` = {"val": mean of
+    the val metrics at each probe's chosen point, "test": = best, "lr" / "epoch": each probe's choice}."""
+    if not results:
+        raise ValueError("mean_of_repeats: no probe results")
+
+    def stats(ms: list[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
+        mean = {k: sum(m[k] for m in ms) / len(ms) for k in ms[0]}
+        std = {k: (sum((m[k] - mean[k]) ** 2 for m in ms) / (len(ms) - 1)) ** 0.5 if len(ms) > 1 else 0.0
+               for k in ms[0]}
+        return mean, std
+
+    best, best_std = stats([r.best for r in results])
+    out: dict[str, Any] = {"best": best, "best_std": best_std, "best_lr": [r.best_lr for r in results]}
+    if all(r.selected is not None for r in results):
+        sel = [r.selected for r in results]
+        out["selected"] = {"val": stats([s["val"] for s in sel])[0], "test": best,
+                           "lr": [s["lr"] for s in sel], "epoch": [s["epoch"] for s in sel]}
+    return out
+
+
 def run_probe(cfg: ProbeJob, checkpoint: str | None) -> dict[str, Any]:
     """Linear (probe.head=linear) or attentive (probe.head=attentive, on every output token) probing with every lr of
-    `cfg.probe.lrs` trained together. Returns results.json's content: the common head, `head`, `protocol`, `best_lr`,
-    `best` (the number to report), `per_lr` (last epoch) and, with a test list, `selected` = {lr, epoch, val, test}."""
-    attentive = cfg.probe.head == "attentive"
+    `cfg.probe.lrs` trained together, `cfg.probe.repeats` times on the same features. Returns results.json's
+    content: the common head, `head`, `protocol`, `best_lr`, `best` (the number to report), `per_lr` (last epoch)
+    and, with a test list, `selected` = {lr, epoch, val, test}; with repeats > 1 `best` and `selected` are the
+    repeats' means (`mean_of_repeats`), `best_std` their spread and `repeats` each probe's own results (per_lr and
+    the rest at the top level are repeat 0's)."""
+    p = cfg.probe
+    attentive = p.head == "attentive"
     run, sets, head = _start(cfg, checkpoint, "tokens" if attentive else None)
     train, val, test = sets["train"], sets["val"], sets.get("test")
-    g = torch.Generator().manual_seed(cfg.probe.seed)
-    bar = run.progress(total=cfg.probe.epochs, desc="probe")
+    bar = run.progress(total=p.epochs * p.repeats, desc="probe")
+    device = resolve_device(p.device)
+    results_list: list[ProbeResult] = []
+    for r in range(p.repeats):
+        g = torch.Generator().manual_seed(repeat_seed(p.seed, r))
 
-    def log(record: dict[str, Any]) -> None:
-        run.log({"kind": "probe", **record})
-        bar.update(1)
+        def log(record: dict[str, Any], r: int = r) -> None:
+            run.log({"kind": "probe", **({"repeat": r} if p.repeats > 1 else {}), **record})
+            bar.update(1)
 
-    device = resolve_device(cfg.probe.device)
-    if attentive:
-        result = train_attentive_probe(train.feats, train.labels, val.feats, val.labels, cfg.probe, g,
-                                       num_classes=head["num_classes"], device=device, log=log,
-                                       test_tokens=None if test is None else test.feats,
-                                       test_labels=None if test is None else test.labels,
-                                       num_heads=cfg.probe.attentive_heads)
-    else:
-        result = train_linear_probe(train.feats, train.labels, val.feats, val.labels, cfg.probe, g,
-                                    num_classes=head["num_classes"], device=device, log=log,
-                                    test_feats=None if test is None else test.feats,
-                                    test_labels=None if test is None else test.labels)
+        if attentive:
+            result = train_attentive_probe(train.feats, train.labels, val.feats, val.labels, p, g,
+                                           num_classes=head["num_classes"], device=device, log=log,
+                                           test_tokens=None if test is None else test.feats,
+                                           test_labels=None if test is None else test.labels,
+                                           num_heads=p.attentive_heads)
+        else:
+            result = train_linear_probe(train.feats, train.labels, val.feats, val.labels, p, g,
+                                        num_classes=head["num_classes"], device=device, log=log,
+                                        test_feats=None if test is None else test.feats,
+                                        test_labels=None if test is None else test.labels)
+        results_list.append(result)
     bar.close()
-    results = {**head, "head": cfg.probe.head, **result.to_dict()}
+    result = results_list[0]
+    results = {**head, "head": p.head, **result.to_dict()}
     for lr, m in zip(result.lrs, result.metrics):
         run.echo(f"base lr {lr:g}: val {_line(m)}")
     if result.selected is None:
@@ -147,6 +184,12 @@ def run_probe(cfg: ProbeJob, checkpoint: str | None) -> dict[str, Any]:
         s = result.selected
         run.echo(f"chosen on val, reported on test: base lr {s['lr']:g}, epoch {s['epoch']} (val top-1 "
                  f"{s['val']['top1']:.2f}): test {_line(s['test'])}")
+    if p.repeats > 1:
+        results["repeats"] = [x.to_dict() for x in results_list]
+        results.update(mean_of_repeats(results_list))
+        tops = ", ".join(f"{x.best['top1']:.2f}" for x in results_list)
+        run.echo(f"{p.repeats} probes ({tops}): top-1 {results['best']['top1']:.2f} +- "
+                 f"{results['best_std']['top1']:.2f} (mean +- std over the probes)")
     _finish(run, val, Path(checkpoint).name if checkpoint else "random init", results)
     return results
 

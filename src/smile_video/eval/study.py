@@ -107,6 +107,9 @@ class StudySettings:
     finetune_epochs: int = 60  # FINETUNE_RECIPE's
     variants: list[str] = field(default_factory=lambda: list(CORE_VARIANTS))
     finetune_tasks: tuple[str, ...] = ("motion", "appearance")
+    # independent probes per encoder and task (probe.repeats; their mean is reported): on 320 clips one probe's own
+    # init and batch order move its test top-1 as much as the encoder's seed does (docs/fidelity.md, section 12)
+    probe_repeats: int = 5
     quiet: bool = True
 
 
@@ -128,9 +131,10 @@ def pretrain_variant(name: str, seed: int, settings: StudySettings) -> Path | No
 
 def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Path, seed: int,
                         finetune_epochs: int = 60, quiet: bool = True, finetune: bool | tuple[str, ...] = True,
-                        attentive: bool = True) -> dict[str, Any]:
+                        attentive: bool = True, probe_repeats: int = 1) -> dict[str, Any]:
     """Probe and kNN one encoder on every task, finetune it on every task (``finetune=True``), none (False) or the
-    named ones; feature statistics on the motion task's val clips.
+    named ones; feature statistics on the motion task's val clips. `probe_repeats`: independent linear and attentive
+    probes on the same features, their mean reported (probe.repeats; "probe_std" / "attentive_std" their spread).
 
     Returns {task: {"probe", "probe_val", "attentive", "attentive_val", "knn", "finetune", "finetune_val"},
     "stats": feature_stats,
@@ -150,15 +154,19 @@ def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Pat
         lists = [f"probe.train_list={tl.train}", f"probe.val_list={tl.val}", f"probe.test_list={tl.test}",
                  f"probe.data_root={tl.root}"]
         # probe and kNN are redone on a rerun (their features are cached): their run directories are replaced
-        ov = [*PROBE_RECIPE, *lists, f"probe.seed={seed}", f"run.out_dir={d / 'probe'}",
-              f"probe.cache_dir={d / 'features'}", q, "run.overwrite=true"]
+        ov = [*PROBE_RECIPE, *lists, f"probe.seed={seed}", f"probe.repeats={probe_repeats}",
+              f"run.out_dir={d / 'probe'}", f"probe.cache_dir={d / 'features'}", q, "run.overwrite=true"]
         probe = run_probe(load_config(ProbeJob, overrides=ov), ckpt)
         knn = run_knn(load_config(ProbeJob, overrides=[*ov, f"run.out_dir={d / 'knn'}"]), ckpt)
         r = {"probe": probe["best"]["top1"], "probe_val": probe["selected"]["val"]["top1"], "knn": knn["top1"]}
+        if probe_repeats > 1:
+            r["probe_std"] = probe["best_std"]["top1"]
         if attentive:  # V-JEPA's attentive probe on every token, same lrs / epochs / selection as the linear one
             att = run_probe(load_config(ProbeJob, overrides=[*ov, "probe.head=attentive",
                                                               f"run.out_dir={d / 'attentive'}"]), ckpt)
             r["attentive"], r["attentive_val"] = att["best"]["top1"], att["selected"]["val"]["top1"]
+            if probe_repeats > 1:
+                r["attentive_std"] = att["best_std"]["top1"]
         if finetune is True or (finetune and task in finetune):
             fl = [s.replace("probe.", "finetune.") for s in lists]
             ft = run_finetune(load_config(FinetuneJob, overrides=[
@@ -191,7 +199,8 @@ def run_study(settings: StudySettings, log=print) -> dict[str, Any]:
             log(f"[study] {name}, seed {seed}")
             ckpt = pretrain_variant(name, seed, settings)
             r = evaluate_checkpoint(ckpt, tasks, settings.out / "eval" / _slug(name) / f"seed{seed}", seed,
-                                    settings.finetune_epochs, settings.quiet, settings.finetune_tasks)
+                                    settings.finetune_epochs, settings.quiet, settings.finetune_tasks,
+                                    probe_repeats=settings.probe_repeats)
             if ckpt is not None:
                 from .pretext import checkpoint_pretext_report
 

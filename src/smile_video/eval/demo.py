@@ -167,7 +167,8 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
         "backgrounds + synthetic object motion, embedded EfficientNet-Lite0 teacher) and evaluated it against the "
         f"same student at random init on the embedded benchmark. Total time {minutes:.1f} min.", "",
         "Protocol: train and val clips show one pool of held-out objects, test clips a disjoint pool. Linear probe: "
-        "lr and epoch chosen on val, test top-1 reported; attentive probe (V-JEPA's, on every token): the same. "
+        "lr and epoch chosen on val, test top-1 reported; attentive probe (V-JEPA's, on every token): the same; one "
+        "probe each (for time: a probe's own init moves its number by 2-3 points, the study averages five). "
         "Finetuning: a fixed recipe "
         f"({settings.finetune_epochs} epochs, docs/fidelity.md), last epoch, test top-1. kNN (k=10): test top-1. "
         "Frame similarity: off-diagonal mean over the motion task's val clips, centred (the dataset-mean feature "

@@ -125,11 +125,11 @@ def mean_of_repeats(results: list[ProbeResult]) -> dict[str, Any]:
     if not results:
         raise ValueError("mean_of_repeats: no probe results")
 
+    from .study import mean_std
+
     def stats(ms: list[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
-        mean = {k: sum(m[k] for m in ms) / len(ms) for k in ms[0]}
-        std = {k: (sum((m[k] - mean[k]) ** 2 for m in ms) / (len(ms) - 1)) ** 0.5 if len(ms) > 1 else 0.0
-               for k in ms[0]}
-        return mean, std
+        pairs = {k: mean_std([m[k] for m in ms]) for k in ms[0]}
+        return {k: v[0] for k, v in pairs.items()}, {k: v[1] for k, v in pairs.items()}
 
     best, best_std = stats([r.best for r in results])
     out: dict[str, Any] = {"best": best, "best_std": best_std, "best_lr": [r.best_lr for r in results]}
@@ -145,8 +145,8 @@ def run_probe(cfg: ProbeJob, checkpoint: str | None) -> dict[str, Any]:
     `cfg.probe.lrs` trained together, `cfg.probe.repeats` times on the same features. Returns results.json's
     content: the common head, `head`, `protocol`, `best_lr`, `best` (the number to report), `per_lr` (last epoch)
     and, with a test list, `selected` = {lr, epoch, val, test}; with repeats > 1 `best` and `selected` are the
-    repeats' means (`mean_of_repeats`), `best_std` their spread and `repeats` each probe's own results (per_lr and
-    the rest at the top level are repeat 0's)."""
+    repeats' means (`mean_of_repeats`), `best_std` their spread, `best_lr` each probe's lr (a list) and `repeats`
+    each probe's own results (per_lr and the rest at the top level are repeat 0's)."""
     p = cfg.probe
     attentive = p.head == "attentive"
     run, sets, head = _start(cfg, checkpoint, "tokens" if attentive else None)

@@ -49,12 +49,15 @@ def main() -> None:
                     help="tasks to finetune on (default both; --quick: motion)")
     ap.add_argument("--probe-repeats", type=int, default=None,
                     help="independent probes per encoder and task, their mean reported (default 5; --quick: 1)")
+    ap.add_argument("--model", nargs="+", default=[], metavar="model.KEY=VALUE",
+                    help="student size of every variant, random init included, on top of the tiny preset "
+                         "(e.g. model.depth=6 model.embed_dim=192 model.num_heads=6)")
     ap.add_argument("--quick", action="store_true",
                     help="SMILE vs random init, 400 steps, 10 finetuning epochs (motion); one seed unless --seeds")
     args = ap.parse_args()
 
     out = args.out or ("runs/fidelity_quick" if args.quick else "runs/fidelity")  # a rerun resumes its results.json
-    s = StudySettings(out=Path(out), seeds=args.seeds)
+    s = StudySettings(out=Path(out), seeds=args.seeds, model=args.model)
     if args.quick:
         s.seeds = args.seeds if "--seeds" in sys.argv else args.seeds[:1]
         s.epochs, s.finetune_epochs, s.finetune_tasks = 25, 10, ("motion",)
@@ -75,6 +78,7 @@ def main() -> None:
         f"Seeds {s.seeds}; pretraining {s.epochs} epochs x {s.epoch_size} clips (batch 32: "
         f"{s.epochs * s.epoch_size // 32} steps); finetuning {s.finetune_epochs} epochs on "
         f"{', '.join(s.finetune_tasks)}. "
+        f"Student: the tiny preset{' with ' + ', '.join(s.model) if s.model else ''}. "
         f"This run: {minutes:.1f} min.", "",
         "Protocol (set from random-init runs, never changed to improve a pretrained score): embedded benchmark "
         "(64 px, 16 frames read at stride 2; train and val on object pool A, test on the disjoint pool B). Linear "

@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from smile_video.eval import study
 from smile_video.eval.study import SMILE, directions_table, mean_std, results_table, summarize
 
 
@@ -35,3 +36,30 @@ def test_directions_verdicts_follow_the_seed_spread():
     assert any("appearance/probe" in r and "not reproduced" in r for r in rows)
     table = results_table(summarize(runs))
     assert table[0].startswith("| variant |") and any(r.startswith(f"| {SMILE} |") for r in table)
+
+
+def test_study_model_overrides_reach_every_variants_student(tmp_path, monkeypatch):
+    import smile_video.engine.pretrain as engine
+
+    seen = []
+
+    def fake_pretrain(cfg):  # records the resolved config instead of training
+        seen.append(cfg)
+        return tmp_path / "run"
+
+    monkeypatch.setattr(engine, "pretrain", fake_pretrain)
+    size = ["model.depth=6", "model.embed_dim=192", "model.num_heads=6"]
+    s = study.StudySettings(out=tmp_path, model=size)
+    assert study.pretrain_variant(study.SMILE, 0, s) == tmp_path / "run" / "model"
+    assert study.pretrain_variant("noise + motion, pixels", 0, s) == tmp_path / "run" / "model"
+    for cfg in seen:
+        assert (cfg.model.depth, cfg.model.embed_dim, cfg.model.num_heads, cfg.model.patch_size) == (6, 192, 6, 8)
+    assert seen[1].teacher.kind == "pixel"  # the variant's own change still applies on top
+    default = study.StudySettings(out=tmp_path / "tiny")
+    study.pretrain_variant(study.SMILE, 0, default)
+    assert (seen[2].model.depth, seen[2].model.embed_dim) == (4, 128)
+
+
+def test_study_model_overrides_must_be_model_keys(tmp_path):
+    with pytest.raises(ValueError, match="train.lr=1"):
+        study.StudySettings(out=tmp_path, model=["train.lr=1"])

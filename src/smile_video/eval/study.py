@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,15 @@ class StudySettings:
     # independent probes per encoder and task (probe.repeats; their mean is reported): on 320 clips one probe's own
     # init and batch order move its test top-1 as much as the encoder's seed does (docs/fidelity.md, section 12)
     probe_repeats: int = 5
+    # `model.*` overrides on top of the recipe's tiny student (e.g. ["model.depth=6", "model.embed_dim=192",
+    # "model.num_heads=6"]): the student size of every variant, random init included (docs/fidelity.md, section 13)
+    model: list[str] = field(default_factory=list)
     quiet: bool = True
+
+    def __post_init__(self) -> None:
+        for o in self.model:
+            if not o.startswith("model.") or "=" not in o:
+                raise ValueError(f"StudySettings.model: {o!r} is not a model.KEY=VALUE override")
 
 
 def pretrain_variant(name: str, seed: int, settings: StudySettings) -> Path | None:
@@ -124,17 +133,20 @@ def pretrain_variant(name: str, seed: int, settings: StudySettings) -> Path | No
     if (out / "model" / "config.json").is_file():
         return out / "model"
     cfg = load_config(PretrainJob, overrides=[
-        *PRETRAIN_RECIPE, *over, f"train.epochs={settings.epochs}", f"data.epoch_size={settings.epoch_size}",
-        f"train.seed={seed}", f"run.out_dir={out}", f"run.quiet={str(settings.quiet).lower()}", "run.resume=auto"])
+        *PRETRAIN_RECIPE, *settings.model, *over, f"train.epochs={settings.epochs}",
+        f"data.epoch_size={settings.epoch_size}", f"train.seed={seed}", f"run.out_dir={out}",
+        f"run.quiet={str(settings.quiet).lower()}", "run.resume=auto"])
     return pretrain(cfg) / "model"
 
 
 def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Path, seed: int,
                         finetune_epochs: int = 60, quiet: bool = True, finetune: bool | tuple[str, ...] = True,
-                        attentive: bool = True, probe_repeats: int = 1) -> dict[str, Any]:
+                        attentive: bool = True, probe_repeats: int = 1, model: Sequence[str] = ()
+                        ) -> dict[str, Any]:
     """Probe and kNN one encoder on every task, finetune it on every task (``finetune=True``), none (False) or the
     named ones; feature statistics on the motion task's val clips. `probe_repeats`: independent linear and attentive
     probes on the same features, their mean reported (probe.repeats; "probe_std" / "attentive_std" their spread).
+    `model`: `model.*` overrides of the random-init student's size (a checkpoint describes its own).
 
     Returns {task: {"probe", "probe_val", "attentive", "attentive_val", "knn", "finetune", "finetune_val"},
     "stats": feature_stats,
@@ -154,7 +166,7 @@ def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Pat
         lists = [f"probe.train_list={tl.train}", f"probe.val_list={tl.val}", f"probe.test_list={tl.test}",
                  f"probe.data_root={tl.root}"]
         # probe and kNN are redone on a rerun (their features are cached): their run directories are replaced
-        ov = [*PROBE_RECIPE, *lists, f"probe.seed={seed}", f"probe.repeats={probe_repeats}",
+        ov = [*PROBE_RECIPE, *model, *lists, f"probe.seed={seed}", f"probe.repeats={probe_repeats}",
               f"run.out_dir={d / 'probe'}", f"probe.cache_dir={d / 'features'}", q, "run.overwrite=true"]
         probe = run_probe(load_config(ProbeJob, overrides=ov), ckpt)
         knn = run_knn(load_config(ProbeJob, overrides=[*ov, f"run.out_dir={d / 'knn'}"]), ckpt)
@@ -170,12 +182,12 @@ def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Pat
         if finetune is True or (finetune and task in finetune):
             fl = [s.replace("probe.", "finetune.") for s in lists]
             ft = run_finetune(load_config(FinetuneJob, overrides=[
-                *FINETUNE_RECIPE, *fl, f"finetune.epochs={finetune_epochs}", f"finetune.seed={seed}",
+                *FINETUNE_RECIPE, *model, *fl, f"finetune.epochs={finetune_epochs}", f"finetune.seed={seed}",
                 f"run.out_dir={d / 'finetune'}", "run.resume=auto", q]), ckpt)
             r["finetune"] = ft["test"]["top1"]
             r["finetune_val"] = ft["final"]["top1"]
         res[task] = r
-    model_cfg = read_config(ckpt) if ckpt else load_config(ProbeJob, overrides=PROBE_RECIPE).model
+    model_cfg = read_config(ckpt) if ckpt else load_config(ProbeJob, overrides=[*PROBE_RECIPE, *model]).model
     tl = tasks["motion"]
     tokens, _ = encoder_tokens(ckpt, model_cfg, str(tl.val), str(tl.root), sampling_rate=2, max_clips=160,
                                seed=seed)
@@ -200,7 +212,7 @@ def run_study(settings: StudySettings, log=print) -> dict[str, Any]:
             ckpt = pretrain_variant(name, seed, settings)
             r = evaluate_checkpoint(ckpt, tasks, settings.out / "eval" / _slug(name) / f"seed{seed}", seed,
                                     settings.finetune_epochs, settings.quiet, settings.finetune_tasks,
-                                    probe_repeats=settings.probe_repeats)
+                                    probe_repeats=settings.probe_repeats, model=settings.model)
             if ckpt is not None:
                 from .pretext import checkpoint_pretext_report
 

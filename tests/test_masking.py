@@ -8,7 +8,15 @@ import pytest
 import torch
 
 from smile_video.config import MaskConfig
-from smile_video.masking import make_mask, num_masked, object_tokens, random_mask, trajectory_mask, tube_mask
+from smile_video.masking import (
+    make_mask,
+    num_masked,
+    object_leak,
+    object_tokens,
+    random_mask,
+    trajectory_mask,
+    tube_mask,
+)
 
 GRID = (4, 6, 6)  # T', H', W' -> 144 tokens
 TUBELET, PATCH = 2, 8
@@ -151,3 +159,38 @@ def test_cuda_masks_match_cpu_with_a_cpu_generator():
     cuda = trajectory_mask(alpha.cuda(), GRID, TUBELET, PATCH, 0.8, gen(7))
     assert cuda.is_cuda and torch.equal(cpu, cuda.cpu())
     assert tube_mask(2, GRID, 0.8, gen(), device="cuda").is_cuda
+
+
+def test_object_leak_by_hand_and_none_for_tube_masks():
+    # grid (2, 1, 2): tube 0 = tokens 0 (t=0) and 2 (t=1), tube 1 = tokens 1 and 3
+    grid = (2, 1, 2)
+    mask = torch.tensor([[True, True, False, True]])  # tube 0 broken (2 visible), tube 1 wholly masked
+    objects = torch.tensor([[True, False, False, True]])
+    leak = object_leak(mask, objects, grid)
+    assert leak["masked_base"] == pytest.approx(2 / 3) and leak["visible_base"] == 0.0
+    assert leak["masked_precision"] == 1.0 and leak["visible_precision"] == 0.0  # the gap at token 0 is the object
+    assert leak["masked_revealed"] == 0.5 and math.isnan(leak["visible_revealed"])  # no visible object token
+
+    g = torch.Generator().manual_seed(0)
+    tube = tube_mask(8, (4, 8, 8), 0.8, g)
+    objects = torch.rand(8, 256, generator=g) < 0.3
+    leak = object_leak(tube, objects, (4, 8, 8))
+    assert leak["masked_revealed"] == 0.0 and leak["visible_revealed"] == 0.0
+    assert math.isnan(leak["masked_precision"]) and math.isnan(leak["visible_precision"])
+    with pytest.raises(ValueError, match="must both be"):
+        object_leak(tube, objects[:, :10], (4, 8, 8))
+
+
+def test_trajectory_masks_break_tubes_where_objects_are():
+    # an object sweeping along the top row: trajectory masking breaks tubes it crosses, and what the gaps reveal is
+    # object far above the base rate
+    B, T, S = 16, 8, 64
+    alpha = torch.zeros(B, 1, T, S, S)
+    for f in range(T):
+        alpha[:, 0, f, :16, 8 * f:8 * f + 16] = 1.0
+    g = torch.Generator().manual_seed(1)
+    grid = (4, 8, 8)
+    mask = trajectory_mask(alpha, grid, 2, 8, 0.8, g)
+    leak = object_leak(mask, object_tokens(alpha, grid, 2, 8), grid)
+    assert leak["masked_revealed"] > 0.0 and leak["visible_revealed"] > 0.5
+    assert leak["visible_precision"] > 2 * leak["visible_base"] and leak["masked_precision"] > 2 * leak["masked_base"]

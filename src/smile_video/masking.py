@@ -18,7 +18,7 @@ from torch import Tensor
 from .config import MaskConfig
 from .motion.alpha import ObjectAlpha
 
-__all__ = ["num_masked", "random_mask", "tube_mask", "object_tokens", "trajectory_mask", "make_mask"]
+__all__ = ["num_masked", "random_mask", "tube_mask", "object_tokens", "trajectory_mask", "make_mask", "object_leak"]
 
 Grid = tuple[int, int, int]
 
@@ -163,3 +163,35 @@ def make_mask(cfg: MaskConfig, batch: int, grid: Grid, tubelet: int, patch: int,
         mask = trajectory_mask(alpha, grid, tubelet, patch, cfg.ratio, generator, cfg.coverage_threshold, cfg.variant)
         return mask if device is None else mask.to(device)
     raise ValueError(f"mask.kind: unknown kind {cfg.kind!r}; choose one of ['trajectory', 'tube', 'random']")
+
+
+def object_leak(mask: Tensor, objects: Tensor, grid: Grid) -> dict[str, float]:
+    """How much the mask's own shape says about where the objects are (docs/fidelity.md, section 13).
+
+    mask, objects: (B, N) bool (True = masked; True = object token). A tube (one spatial position over the T' time
+    steps) is *broken* when it is neither wholly masked nor wholly visible. A tube mask breaks no tube; trajectory
+    masking breaks the tubes its objects cross, so a gap in a visible tube (what the decoder can see) or a visible
+    token in a masked tube (what the encoder can see) points at an object without looking at the pixels.
+
+    Returns, pooled over the batch: ``masked_base`` / ``visible_base``, the object share of the masked / visible
+    tokens; ``masked_precision`` / ``visible_precision``, the object share of the masked / visible tokens in broken
+    tubes (NaN when there are none); ``masked_revealed`` / ``visible_revealed``, the share of the masked / visible
+    object tokens that lie in broken tubes.
+    """
+    t, h, w = grid
+    if mask.shape != objects.shape or mask.dim() != 2 or mask.shape[1] != t * h * w:
+        raise ValueError(f"mask {tuple(mask.shape)} and objects {tuple(objects.shape)} must both be (B, {t * h * w})")
+    m = mask.reshape(-1, t, h * w)
+    o = objects.reshape(-1, t, h * w)
+    n_visible = (~m).sum(dim=1, keepdim=True)  # (B, 1, H'W')
+    broken = ((n_visible > 0) & (n_visible < t)).expand_as(m)  # (B, T', H'W')
+
+    def share(part: Tensor, whole: Tensor) -> float:
+        n = int(whole.sum())
+        return int(part.sum()) / n if n else float("nan")
+
+    v = ~m
+    return {"masked_base": share(m & o, m), "visible_base": share(v & o, v),
+            "masked_precision": share(m & o & broken, m & broken),
+            "visible_precision": share(v & o & broken, v & broken),
+            "masked_revealed": share(m & o & broken, m & o), "visible_revealed": share(v & o & broken, v & o)}

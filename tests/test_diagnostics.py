@@ -8,7 +8,13 @@ import math
 import pytest
 import torch
 
-from smile_video.eval.diagnostics import STAT_KEYS, centred_frame_similarity, effective_rank, feature_stats
+from smile_video.eval.diagnostics import (
+    STAT_KEYS,
+    centred_frame_similarity,
+    effective_rank,
+    feature_stats,
+    object_contrast,
+)
 from smile_video.eval.similarity import frame_similarity, off_diagonal_mean
 
 GRID = (4, 2, 2)  # T' = 4 time steps of 2 x 2 tokens
@@ -239,3 +245,70 @@ def test_encoder_inside_is_both_diagnostics_from_one_pass():
     assert inside["attention_entropy"] == pytest.approx(attention_entropy(enc, x), rel=1e-9)
     assert inside["residual_stream"] == residual_stream(enc, x)
     assert len(inside["attention_entropy"]) == cfg.depth and len(inside["residual_stream"]) == cfg.depth + 1
+
+
+def _object_contrast_by_loops(tokens, objects):
+    """An independent reference for object_contrast: plain Python loops over clips and positions."""
+    B, N, C = tokens.shape
+    x = tokens.double().tolist()
+    o = objects.tolist()
+
+    def sq(a, b):
+        return sum((ai - bi) ** 2 for ai, bi in zip(a, b))
+
+    means = {}
+    for n in range(N):
+        rows = [x[b][n] for b in range(B) if not o[b][n]]
+        if rows:
+            means[n] = [sum(col) / len(rows) for col in zip(*rows)]
+    bg = [(b, n) for b in range(B) for n in range(N) if not o[b][n]]
+    obj = [(b, n) for b in range(B) for n in range(N) if o[b][n] and n in means]
+    bg_mean = [sum(x[b][n][c] for b, n in bg) / len(bg) for c in range(C)]
+    spread = sum(sq(x[b][n], bg_mean) for b, n in bg) / len(bg)
+    resid = sum(sq(x[b][n], means[n]) for b, n in bg) / len(bg)
+    far = sum(sq(x[b][n], means[n]) for b, n in obj) / len(obj)
+    return 1 - resid / spread, far / resid
+
+
+def test_object_contrast_matches_a_loop_reference_and_ignores_offset_and_scale():
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randn(5, 12, 3, generator=g)
+    objects = torch.rand(5, 12, generator=g) < 0.3
+    objects[:, 0] = True  # a position with no background anywhere: its object tokens are left out
+    r = object_contrast(tokens, objects)
+    share, contrast = _object_contrast_by_loops(tokens, objects)
+    assert r["background_position_share"] == pytest.approx(share, rel=1e-9)
+    assert r["object_contrast"] == pytest.approx(contrast, rel=1e-9)
+    assert r["object_share"] == pytest.approx(float(objects.float().mean()))
+    moved = object_contrast(40.0 * tokens + torch.randn(3, generator=g) * 1e3, objects)  # a large shared vector
+    assert moved["background_position_share"] == pytest.approx(share, rel=1e-6)
+    assert moved["object_contrast"] == pytest.approx(contrast, rel=1e-6)
+
+
+def test_object_contrast_reads_a_background_given_by_position_and_objects_that_stand_out():
+    g = torch.Generator().manual_seed(1)
+    pos = torch.randn(1, 16, 4, generator=g).expand(6, 16, 4)
+    objects = torch.zeros(6, 16, dtype=torch.bool)
+    objects[:3, 5] = True
+    content = torch.randn(6, 16, 4, generator=g)
+    # background = position + a little content; objects = position + a large shift: they stand out
+    tokens = pos + 0.1 * content + 5.0 * objects.unsqueeze(-1)
+    r = object_contrast(tokens, objects)
+    assert r["background_position_share"] > 0.95 and r["object_contrast"] > 100
+    # content only (every position alike): position explains almost nothing; objects like background: contrast ~1
+    flat = object_contrast(content, objects)
+    assert flat["background_position_share"] < 0.3 and 0.2 < flat["object_contrast"] < 5
+    exact = object_contrast(pos + 5.0 * objects.unsqueeze(-1), objects)  # background exactly its positions' mean
+    assert exact["background_position_share"] == pytest.approx(1.0) and exact["object_contrast"] == float("inf")
+
+
+def test_object_contrast_refuses_mismatched_objects_and_is_nan_without_objects():
+    tokens = torch.randn(2, 4, 3)
+    with pytest.raises(ValueError, match="objects must be a bool"):
+        object_contrast(tokens, torch.zeros(2, 5, dtype=torch.bool))
+    with pytest.raises(ValueError, match="objects must be a bool"):
+        object_contrast(tokens, torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="tokens must be"):
+        object_contrast(torch.randn(2, 4), torch.zeros(2, 4, dtype=torch.bool))
+    r = object_contrast(tokens, torch.zeros(2, 4, dtype=torch.bool))
+    assert r["object_share"] == 0.0 and math.isnan(r["object_contrast"])

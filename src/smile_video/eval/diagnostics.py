@@ -23,7 +23,8 @@ from torch import Tensor
 from .similarity import time_step_features
 
 __all__ = ["check_tokens", "effective_rank", "centred_frame_similarity", "feature_stats", "attention_entropy",
-           "patch_filter_stats", "residual_stream", "encoder_inside", "STAT_KEYS", "STREAM_KEYS"]
+           "patch_filter_stats", "residual_stream", "encoder_inside", "object_contrast", "STAT_KEYS", "STREAM_KEYS",
+           "OBJECT_KEYS"]
 
 # feature_stats' keys, in the order the CLI prints them
 STAT_KEYS = ("constant_share", "effective_rank", "effective_rank_clips", "var_total", "var_across_clips",
@@ -32,6 +33,9 @@ STAT_KEYS = ("constant_share", "effective_rank", "effective_rank_clips", "var_to
 
 # residual_stream's keys per stage, in the order the CLI prints them
 STREAM_KEYS = ("rms", "constant_share", "clip_share", "token_share")
+
+# object_contrast's keys
+OBJECT_KEYS = ("object_share", "background_position_share", "object_contrast")
 
 _EPS = torch.finfo(torch.float64).eps
 
@@ -158,6 +162,52 @@ def feature_stats(tokens: Tensor, grid: tuple[int, int, int]) -> dict[str, float
         "similarity_raw": _off_diagonal_nanmean(centred_frame_similarity(x, grid, torch.zeros(c, dtype=x.dtype))),
         "similarity_centred": _off_diagonal_nanmean(centred_frame_similarity(x, grid, mu)),
     }
+
+
+def object_contrast(tokens: Tensor, objects: Tensor) -> dict[str, float]:
+    """Do an encoder's tokens single out pasted objects, and does a background reach them only through its position?
+
+    tokens: (B, N, C) output tokens of B clips; objects: (B, N) bool, True where a pasted object covers the token (e.g.
+    `masking.object_tokens` of the clips' alpha). With m_n the mean background token at position n over the clips
+    (positions where every clip has an object are left out):
+
+    - ``background_position_share``: 1 - E_bg ||x - m_n||^2 / E_bg ||x - mean_bg||^2, the share of the background
+      tokens' variation that their position explains (1: the output ignores what the background shows; a random
+      encoder passes the background's content through, about 0.3 on noise);
+    - ``object_contrast``: E_obj ||x - m_n||^2 / E_bg ||x - m_n||^2, how far object tokens lie from what the background
+      gives at their place, relative to the background's own spread there (1: objects do not stand out);
+    - ``object_share``: the fraction of tokens that are object tokens.
+
+    Blind to a constant offset and to scale, so a shared vector (`feature_stats`' constant_share) does not hide or
+    inflate either number. NaN where undefined (no object or no background token, or no variation at all); an
+    object contrast of inf when the background tokens are exactly their positions' means and the objects are not.
+    """
+    if not isinstance(tokens, Tensor) or tokens.dim() != 3 or not tokens.is_floating_point():
+        raise ValueError(f"tokens must be a floating (B, N, C) tensor, got "
+                         f"{tuple(tokens.shape) if isinstance(tokens, Tensor) else type(tokens).__name__}")
+    if not isinstance(objects, Tensor) or objects.dtype != torch.bool or objects.shape != tokens.shape[:2]:
+        got = f"{tuple(objects.shape)} {objects.dtype}" if isinstance(objects, Tensor) else type(objects).__name__
+        raise ValueError(f"objects must be a bool (B, N) tensor matching tokens {tuple(tokens.shape[:2])}, got {got}")
+    x = tokens.double()
+    bg = (~objects).double().unsqueeze(-1)  # (B, N, 1)
+    per_pos = bg.sum(dim=0)  # (N, 1) background tokens at each position
+    m = (x * bg).sum(dim=0) / per_pos.clamp(min=1)  # (N, C) mean background token per position
+    covered = per_pos.squeeze(-1) > 0  # (N,) positions with a background mean
+    dev = (x - m).pow(2).sum(dim=-1)  # (B, N) squared distance to the background's mean at that place
+    is_bg, is_obj = ~objects, objects & covered
+    nan = float("nan")
+    out = {"object_share": float(objects.double().mean()), "background_position_share": nan, "object_contrast": nan}
+    if not is_bg.any():
+        return out
+    bg_tokens = x[is_bg]  # (M, C)
+    spread = float((bg_tokens - bg_tokens.mean(dim=0)).pow(2).sum(dim=-1).mean())
+    resid = float(dev[is_bg].mean())
+    if spread > _EPS:
+        out["background_position_share"] = 1.0 - resid / spread
+    if is_obj.any():
+        far = float(dev[is_obj].mean())
+        out["object_contrast"] = far / resid if resid > 0 else (math.inf if far > 0 else nan)
+    return out
 
 
 @torch.no_grad()

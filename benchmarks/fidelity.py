@@ -5,6 +5,8 @@ other backgrounds, `VARIANTS`' last rows, with --variants) under several seeds, 
 benchmark (linear probe chosen on val and reported on test, kNN, full finetuning reported on test, representation
 statistics), and writes
 
+    OUT/study.json        the settings the folder's results are measured under (a rerun under other settings,
+                          e.g. another --model, is refused: use another --out)
     OUT/results.json      every (variant, seed) run, written after each one (a rerun skips what is done)
     OUT/fidelity.md       the protocol, mean ± std per variant, and the paper's directions beside ours
     OUT/fidelity.png      grouped bars with seed-std error bars

@@ -1,5 +1,6 @@
 """eval/study.py: seed statistics and the paper-direction verdicts."""
 
+import json
 import math
 
 import pytest
@@ -63,3 +64,22 @@ def test_study_model_overrides_reach_every_variants_student(tmp_path, monkeypatc
 def test_study_model_overrides_must_be_model_keys(tmp_path):
     with pytest.raises(ValueError, match="train.lr=1"):
         study.StudySettings(out=tmp_path, model=["train.lr=1"])
+
+
+def test_a_study_folder_refuses_other_settings_before_any_work(tmp_path, monkeypatch):
+    import smile_video.eval.benchmark as benchmark
+
+    s = study.StudySettings(out=tmp_path, model=["model.depth=6"])
+    study.claim_study_dir(s)
+    study.claim_study_dir(study.StudySettings(out=tmp_path, model=["model.depth=6"], seeds=[3]))  # seeds may grow
+    saved = json.loads((tmp_path / "study.json").read_text())
+    assert saved["model"] == ["model.depth=6"] and saved["probe_repeats"] == 5
+
+    def no_work(*a, **k):
+        raise AssertionError("the benchmark was generated before the settings were checked")
+
+    monkeypatch.setattr(benchmark, "generate_benchmark", no_work)
+    with pytest.raises(ValueError, match=r"model: \['model.depth=6'\] there, \[\] now"):
+        study.run_study(study.StudySettings(out=tmp_path))
+    with pytest.raises(ValueError, match="probe_repeats: 5 there, 1 now"):
+        study.run_study(study.StudySettings(out=tmp_path, model=["model.depth=6"], probe_repeats=1))

@@ -196,10 +196,36 @@ def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Pat
     return res
 
 
+# the settings every result of a study folder depends on (seeds and variants may grow on a rerun)
+SETTINGS_KEYS = ("model", "epochs", "epoch_size", "finetune_epochs", "finetune_tasks", "probe_repeats")
+
+
+def claim_study_dir(settings: StudySettings) -> None:
+    """Record in ``out/study.json`` the settings the folder's results are measured under; refuse a folder whose
+    recorded settings differ (its results.json would mix, e.g., two student sizes), naming the keys that differ."""
+    record = {k: list(v) if isinstance(v, (list, tuple)) else v
+              for k, v in ((k, getattr(settings, k)) for k in SETTINGS_KEYS)}
+    path = settings.out / "study.json"
+    if path.is_file():
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path} is unreadable ({e}): remove it, or use another --out") from e
+        diff = [f"{k}: {saved.get(k)!r} there, {record[k]!r} now" for k in SETTINGS_KEYS if saved.get(k) != record[k]]
+        if diff:
+            raise ValueError(f"{settings.out} holds a study under other settings ({'; '.join(diff)}); its "
+                             "results.json would mix them: use another --out")
+        return
+    settings.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(record, indent=1))
+
+
 def run_study(settings: StudySettings, log=print) -> dict[str, Any]:
-    """Every (variant, seed): pretrain, evaluate; results.json (written after each run) and the tables."""
+    """Every (variant, seed): pretrain, evaluate; results.json (written after each run) and the tables. The folder's
+    settings are checked first (`claim_study_dir`)."""
     from .benchmark import BenchmarkSpec, generate_benchmark
 
+    claim_study_dir(settings)
     tasks = generate_benchmark(settings.out / "benchmark", BenchmarkSpec(num_frames=16, size=64, seed=0))
     path = settings.out / "results.json"
     runs: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}

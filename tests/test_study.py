@@ -27,7 +27,7 @@ def test_directions_verdicts_follow_the_seed_spread():
     runs.update({f"{SMILE}|{s}": _run(30.0 + s, 13.5) for s in range(3)})
     summary = summarize(runs)
     assert summary[SMILE]["motion/probe"][:2] == (31.0, 1.0)
-    rows = [r for r in directions_table(summary) if r.startswith("| Table 7/12: noise + motion (features)")]
+    rows = [r for r in directions_table(summary) if r.startswith("| ours: synthetic (dead leaves) + motion")]
     motion = [r for r in rows if "motion/probe" in r][0]
     appearance = [r for r in rows if "appearance/probe" in r][0]
     assert "+18.0" in motion and "| reproduced |" in motion
@@ -52,7 +52,7 @@ def test_study_model_overrides_reach_every_variants_student(tmp_path, monkeypatc
     size = ["model.depth=6", "model.embed_dim=192", "model.num_heads=6"]
     s = study.StudySettings(out=tmp_path, model=size)
     assert study.pretrain_variant(study.SMILE, 0, s) == tmp_path / "run" / "model"
-    assert study.pretrain_variant("noise + motion, pixels", 0, s) == tmp_path / "run" / "model"
+    assert study.pretrain_variant("dead leaves + motion, pixels", 0, s) == tmp_path / "run" / "model"
     for cfg in seen:
         assert (cfg.model.depth, cfg.model.embed_dim, cfg.model.num_heads, cfg.model.patch_size) == (6, 192, 6, 8)
     assert seen[1].teacher.kind == "pixel"  # the variant's own change still applies on top

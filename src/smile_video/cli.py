@@ -83,7 +83,7 @@ VERBS: tuple[Verb, ...] = (
     Verb("bench", "bench", "run the speed benchmarks (motion infusion, train step)",
          "Runs the scripts under benchmarks/ and prints medians; see docs/benchmarks.md.", 6),
     Verb("demo", "demo", "the main job: pretrain on synthetic video and evaluate it, from nothing",
-         "Build the default object bank, pretrain the tiny student on noise + motion with the embedded teacher, "
+         "Build the default object bank, pretrain the tiny student on dead leaves + motion with the embedded teacher, "
          "linear-probe it against a random init on the embedded benchmark, and write a report.", 7),
 )
 

@@ -3,7 +3,7 @@
 1. the embedded object bank (OpenMoji glyphs + shapes; pretraining and held-out splits);
 2. the embedded benchmark (motion and appearance tasks, held-out objects, real mp4 files);
 3. a filmstrip of the pretraining clips (paper Fig. 3);
-4. pretraining of the tiny student on noise + synthetic motion with the embedded EfficientNet-Lite0 teacher
+4. pretraining of the tiny student on dead leaves + synthetic motion with the embedded EfficientNet-Lite0 teacher
    (learning without natural video, paper section 5);
 5. linear probe, kNN and full finetuning of the pretrained student and of the same student at random init, on both
    tasks: chosen on val, reported on the test split (held-out objects); representation statistics;

@@ -14,8 +14,9 @@ statistics), and writes
 Usage: python benchmarks/fidelity.py [--out runs/fidelity] [--seeds 0 1 2] [--quick]
 Full study: 6 variants (random init, SMILE over dead leaves and three one-change variants of it, the paper's noise
 row) x 3 seeds, 800 pretraining steps, finetuning 60 epochs on both tasks, 5 probes per encoder and task (about 5 h
-on 2 CPU cores at 8-px patches, not measured since the noise row was added; docs/fidelity.md). --quick: SMILE vs random init only, 400 steps,
-finetuning 10 epochs on the motion task, one probe each, one seed unless --seeds is given (~9 min a seed on 2 cores).
+on 2 CPU cores at 8-px patches, not measured since the noise row was added; docs/fidelity.md). --quick: SMILE vs
+random init only, 400 steps, finetuning 10 epochs on the motion task, one probe each, one seed unless --seeds is
+given (~9 min a seed on 2 cores).
 """
 
 from __future__ import annotations

@@ -23,8 +23,7 @@ from torch import Tensor
 from .similarity import time_step_features
 
 __all__ = ["check_tokens", "effective_rank", "centred_frame_similarity", "feature_stats", "attention_entropy",
-           "patch_filter_stats", "residual_stream", "encoder_inside", "object_contrast", "STAT_KEYS", "STREAM_KEYS",
-           "OBJECT_KEYS"]
+           "patch_filter_stats", "residual_stream", "encoder_inside", "object_contrast", "STAT_KEYS", "STREAM_KEYS"]
 
 # feature_stats' keys, in the order the CLI prints them
 STAT_KEYS = ("constant_share", "effective_rank", "effective_rank_clips", "var_total", "var_across_clips",
@@ -33,9 +32,6 @@ STAT_KEYS = ("constant_share", "effective_rank", "effective_rank_clips", "var_to
 
 # residual_stream's keys per stage, in the order the CLI prints them
 STREAM_KEYS = ("rms", "constant_share", "clip_share", "token_share")
-
-# object_contrast's keys
-OBJECT_KEYS = ("object_share", "background_position_share", "object_contrast")
 
 _EPS = torch.finfo(torch.float64).eps
 

@@ -212,8 +212,8 @@ SETTINGS_KEYS = ("model", "epochs", "epoch_size", "finetune_epochs", "finetune_t
 def claim_study_dir(settings: StudySettings) -> None:
     """Record in ``out/study.json`` the settings the folder's results are measured under; refuse a folder whose
     recorded settings differ (its results.json would mix, e.g., two student sizes), naming the keys that differ."""
-    record = {k: list(v) if isinstance(v, (list, tuple)) else v
-              for k, v in ((k, getattr(settings, k)) for k in SETTINGS_KEYS)}
+    # lists and tuples as JSON lists, so a record compares equal to its own reading
+    record = json.loads(json.dumps({k: getattr(settings, k) for k in SETTINGS_KEYS}))
     path = settings.out / "study.json"
     if path.is_file():
         try:

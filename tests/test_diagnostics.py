@@ -14,6 +14,7 @@ from smile_video.eval.diagnostics import (
     effective_rank,
     feature_stats,
     object_contrast,
+    target_r2,
 )
 from smile_video.eval.similarity import frame_similarity, off_diagonal_mean
 
@@ -312,3 +313,43 @@ def test_object_contrast_refuses_mismatched_objects_and_is_nan_without_objects()
         object_contrast(torch.randn(2, 4), torch.zeros(2, 4, dtype=torch.bool))
     r = object_contrast(tokens, torch.zeros(2, 4, dtype=torch.bool))
     assert r["object_share"] == 0.0 and math.isnan(r["object_contrast"])
+
+
+def _r2_by_lstsq(xtr, ytr, xte, yte):
+    """An independent reference for target_r2 without its penalty: least squares with a bias column."""
+    ones = torch.ones(xtr.shape[0], 1, dtype=torch.float64)
+    sol = torch.linalg.lstsq(torch.cat([xtr.double(), ones], 1), ytr.double()).solution
+    pred = torch.cat([xte.double(), torch.ones(xte.shape[0], 1, dtype=torch.float64)], 1) @ sol
+    return 1 - float((pred - yte).pow(2).sum()) / float((yte - ytr.double().mean(0)).pow(2).sum())
+
+
+def test_target_r2_matches_least_squares_and_reads_what_the_tokens_carry():
+    g = torch.Generator().manual_seed(0)
+    targets = torch.randn(2, 400, 5, generator=g)  # (train / test, tokens, D)
+    mix = torch.randn(5, 8, generator=g)
+    # tokens: an invertible-enough linear image of the targets, an offset and a little noise -> R^2 near 1
+    tokens = targets @ mix + 3.0 + 0.05 * torch.randn(2, 400, 8, generator=g)
+    r = target_r2(tokens[0], targets[0], tokens[1], targets[1], ridge=0.0)
+    assert r == pytest.approx(_r2_by_lstsq(tokens[0], targets[0], tokens[1], targets[1]), abs=1e-9)
+    assert r > 0.99
+    # half the target dimensions carried, the other half not at all: about half the variance
+    half = torch.cat([targets[..., :2] @ mix[:2], torch.randn(2, 400, 8, generator=g)], -1)
+    assert 0.3 < target_r2(half[0], targets[0], half[1], targets[1]) < 0.5
+    # tokens independent of the targets: about 0 (a little below: the fit's own noise)
+    noise = torch.randn(2, 400, 8, generator=g)
+    assert -0.1 < target_r2(noise[0], targets[0], noise[1], targets[1]) <= 0.02
+    # (B, N, C) input reads the same as flattened tokens; the penalty only shrinks
+    r3 = target_r2(tokens[0].view(4, 100, 8), targets[0].view(4, 100, 5), tokens[1].view(4, 100, 8),
+                   targets[1].view(4, 100, 5), ridge=0.0)
+    assert r3 == pytest.approx(r, abs=1e-12)
+    assert target_r2(tokens[0], targets[0], tokens[1], targets[1], ridge=10.0) < r
+
+
+def test_target_r2_refuses_mismatched_inputs():
+    x, y = torch.randn(10, 4), torch.randn(10, 3)
+    with pytest.raises(ValueError, match="over the same tokens"):
+        target_r2(x, y[:9], x, y)
+    with pytest.raises(ValueError, match="widths differ"):
+        target_r2(x, y, torch.randn(10, 5), y)
+    with pytest.raises(ValueError, match="ridge >= 0"):
+        target_r2(x, y, x, y, ridge=-1.0)

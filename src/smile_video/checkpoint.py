@@ -113,7 +113,8 @@ def _unwrap_module(model: nn.Module) -> nn.Module:
 
 def _describe(model: nn.Module) -> tuple[str, dict[str, Any]]:
     if isinstance(model, PretrainModel):
-        return "pretrain", {"target_dim": model.target_dim}
+        head = {"visible_head": True} if model.visible_head is not None else {}  # absent: older files read the same
+        return "pretrain", {"target_dim": model.target_dim, **head}
     if isinstance(model, VideoClassifier):
         return "classifier", {"num_classes": model.num_classes}
     if isinstance(model, VideoViTEncoder):
@@ -135,7 +136,7 @@ def save_model(model: nn.Module, cfg: ModelConfig, out_dir: str | Path, meta: di
 
 def _build(kind: str, cfg: ModelConfig, meta: dict[str, Any]) -> nn.Module:
     if kind == "pretrain":
-        return PretrainModel(cfg, int(meta["target_dim"]))
+        return PretrainModel(cfg, int(meta["target_dim"]), visible_head=bool(meta.get("visible_head", False)))
     if kind == "classifier":
         return VideoClassifier(cfg, int(meta.get("num_classes", 0)))
     if kind == "encoder":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,6 +166,9 @@ class TeacherConfig:
     resize: str = "grid"
     clip_act: str = "auto"  # CLIP MLP activation: auto (from the file's format) | quick_gelu (OpenAI) | gelu
     frame_chunk: int = 0  # frames per teacher forward (bounds memory); 0 = all at once (embedded, CPU: ~2^17 px)
+    # Weight of a second loss on the *visible* tokens: a linear head on the encoder's output regresses their own
+    # targets (UMT's unmasked-token alignment, Li et al. 2023); 0 = the paper's loss, masked tokens only
+    visible_weight: float = 0.0
 
     def validate(self) -> None:
         check_choice("teacher.kind", self.kind, ("embedded", "clip", "dino", "dinov2", "mae", "pixel"))
@@ -172,6 +176,8 @@ class TeacherConfig:
         check_choice("teacher.clip_act", self.clip_act, ("auto", "quick_gelu", "gelu"))
         if self.frame_chunk < 0:
             raise ConfigError(f"teacher.frame_chunk must be >= 0, got {self.frame_chunk}")
+        if not math.isfinite(self.visible_weight) or self.visible_weight < 0:
+            raise ConfigError(f"teacher.visible_weight must be a finite number >= 0, got {self.visible_weight}")
         check_choice("teacher.input_norm", self.input_norm, ("native", "imagenet"))
         check_choice("teacher.target_norm", self.target_norm, ("official", "layernorm", "none"))
         check_choice("teacher.frames", self.frames, ("first", "all"))

@@ -131,7 +131,8 @@ class Pretrainer:
                                  f"{cfg.teacher.dtype} runs in fp32 on {device.type} (set teacher.dtype=bfloat16)")
             self.teacher.keep_weights_in(torch.bfloat16)
         torch.manual_seed(cfg.train.seed)  # the same initial weights on every rank and every run
-        self.model = PretrainModel(cfg.model, target_dim=self.teacher.dim).to(device)
+        self.model = PretrainModel(cfg.model, target_dim=self.teacher.dim,
+                                   visible_head=cfg.teacher.visible_weight > 0).to(device)
         if cfg.train.freeze_patch_embed:  # MoCo v3's frozen random patch projection (docs/fidelity.md, section 9)
             self.model.encoder.patch_embed.requires_grad_(False)
         self.optimizer = build_adamw(self.model, self.plan.peak_lr, cfg.train.weight_decay,

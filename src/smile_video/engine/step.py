@@ -16,7 +16,9 @@ class MicroStep:
     """Forward and backward of one micro-batch; the loss is divided by `accum_steps` before backward.
 
     Args:
-        net: the student (possibly wrapped by DDP or torch.compile): ``net(x, mask) -> (B, N_masked, D)``.
+        net: the student (possibly wrapped by DDP or torch.compile): ``net(x, mask) -> (B, N_masked, D)``; with
+            ``teacher.visible_weight > 0`` ``net(x, mask, True) -> (masked, visible (B, N_vis, D))``, and the loss
+            adds ``visible_weight`` times the visible tokens' MSE to their own targets.
         teacher: frozen, ``teacher(raw clip) -> (B, N, D)``.
         bank: the object bank, or None when no clip is augmented.
     """
@@ -55,14 +57,20 @@ class MicroStep:
         with _phase("mask"):
             mask = make_mask(cfg.mask, b, m.grid, m.tubelet_size, m.patch_size, gen, alpha=alpha,
                              device=self.device)
+        weight = cfg.teacher.visible_weight
         with _phase("teacher"):
-            targets = normalize_targets(self.teacher(video), cfg.teacher.target_norm)  # (b, N, D)
-            targets = targets[mask].reshape(b, -1, targets.shape[-1])  # (b, N_masked, D)
+            every = normalize_targets(self.teacher(video), cfg.teacher.target_norm)  # (b, N, D)
+            targets = every[mask].reshape(b, -1, every.shape[-1])  # (b, N_masked, D)
         with _phase("student"):
             x = normalize(video)
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-                pred = self.net(x, mask)  # (b, N_masked, D)
-            loss = F.mse_loss(pred.float(), targets.float())
+                out = self.net(x, mask, True) if weight > 0 else self.net(x, mask)  # (b, N_masked, D) [, visible]
+            if weight > 0:  # the paper's masked loss + the visible tokens' own (teacher.visible_weight)
+                pred, own = out
+                own_targets = every[~mask].reshape(b, -1, every.shape[-1])  # (b, N_vis, D)
+                loss = F.mse_loss(pred.float(), targets.float()) + weight * F.mse_loss(own.float(), own_targets.float())
+            else:
+                loss = F.mse_loss(out.float(), targets.float())
         with _phase("backward"):
             self.scaler.scale(loss / self.accum_steps).backward()
         return loss.detach()

@@ -23,7 +23,8 @@ from torch import Tensor
 from .similarity import time_step_features
 
 __all__ = ["check_tokens", "effective_rank", "centred_frame_similarity", "feature_stats", "attention_entropy",
-           "patch_filter_stats", "residual_stream", "encoder_inside", "object_contrast", "STAT_KEYS", "STREAM_KEYS"]
+           "patch_filter_stats", "residual_stream", "encoder_inside", "object_contrast", "target_r2", "STAT_KEYS",
+           "STREAM_KEYS"]
 
 # feature_stats' keys, in the order the CLI prints them
 STAT_KEYS = ("constant_share", "effective_rank", "effective_rank_clips", "var_total", "var_across_clips",
@@ -204,6 +205,43 @@ def object_contrast(tokens: Tensor, objects: Tensor) -> dict[str, float]:
         far = float(dev[is_obj].mean())
         out["object_contrast"] = far / resid if resid > 0 else (math.inf if far > 0 else nan)
     return out
+
+
+def target_r2(train_tokens: Tensor, train_targets: Tensor, test_tokens: Tensor, test_targets: Tensor,
+              ridge: float = 1e-2) -> float:
+    """How much of a teacher's targets an encoder's tokens carry, token by token: the held-out R^2 of a ridge
+    regression from each token to the target at the same token.
+
+    train_tokens: (M, C) or (B, N, C) tokens, train_targets: (M, D) or (B, N, D) the targets at the same tokens
+    (e.g. `normalize_targets(teacher(clips), norm)`); test_*: the same for held-out clips. The regression has a bias
+    and an L2 penalty of ``ridge`` times the mean token variance (scale-free). Returns 1 - SSE / SST on the test
+    tokens, SST around the train targets' mean: 0 = no better than that mean, 1 = every target recovered; negative
+    when worse than the mean. Blind to a constant offset and to any invertible linear map of the tokens (up to the
+    penalty). Computed in float64.
+    """
+    pairs = {"train": (train_tokens, train_targets), "test": (test_tokens, test_targets)}
+    flat = {}
+    for split, (x, y) in pairs.items():
+        if not (isinstance(x, Tensor) and isinstance(y, Tensor)) or x.dim() not in (2, 3) or x.dim() != y.dim() \
+                or x.shape[:-1] != y.shape[:-1] or not (x.is_floating_point() and y.is_floating_point()):
+            shapes = [tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__ for t in (x, y)]
+            raise ValueError(f"target_r2: {split} tokens and targets must be floating (M, C) / (M, D) or (B, N, C) / "
+                             f"(B, N, D) tensors over the same tokens, got {shapes[0]} and {shapes[1]}")
+        flat[split] = (x.reshape(-1, x.shape[-1]).double(), y.reshape(-1, y.shape[-1]).double())
+    (xtr, ytr), (xte, yte) = flat["train"], flat["test"]
+    if xtr.shape[1] != xte.shape[1] or ytr.shape[1] != yte.shape[1]:
+        raise ValueError(f"target_r2: train and test widths differ (tokens {xtr.shape[1]} / {xte.shape[1]}, targets "
+                         f"{ytr.shape[1]} / {yte.shape[1]})")
+    if xtr.shape[0] < 2 or ridge < 0:
+        raise ValueError(f"target_r2: needs >= 2 train tokens and ridge >= 0, got {xtr.shape[0]} and {ridge}")
+    mx, my = xtr.mean(dim=0), ytr.mean(dim=0)
+    a, b = xtr - mx, ytr - my  # (M, C), (M, D)
+    cov = a.T @ a / a.shape[0]  # (C, C)
+    penalty = ridge * float(cov.diagonal().mean()) + _EPS
+    w = torch.linalg.solve(cov + penalty * torch.eye(cov.shape[0], dtype=cov.dtype), a.T @ b / a.shape[0])  # (C, D)
+    sse = float(((xte - mx) @ w + my - yte).pow(2).sum())
+    sst = float((yte - my).pow(2).sum())
+    return 1.0 - sse / sst if sst > 0 else float("nan")
 
 
 @torch.no_grad()

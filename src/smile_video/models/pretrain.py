@@ -24,12 +24,18 @@ def standardize_tokens(x: Tensor, eps: float = 1e-5) -> Tensor:
 
 
 class PretrainModel(nn.Module):
-    """Predicts the teacher's target (dimension ``target_dim``) of every masked token."""
+    """Predicts the teacher's target (dimension ``target_dim``) of every masked token.
 
-    def __init__(self, cfg: ModelConfig, target_dim: int) -> None:
+    ``visible_head=True`` adds a linear head on the encoder's visible output tokens that regresses their own targets
+    (``teacher.visible_weight``: UMT's unmasked-token alignment); its output comes back with ``forward(...,
+    visible=True)``.
+    """
+
+    def __init__(self, cfg: ModelConfig, target_dim: int, visible_head: bool = False) -> None:
         super().__init__()
         self.cfg = cfg
         self.target_dim = target_dim
+        self.visible_head = nn.Linear(cfg.embed_dim, target_dim) if visible_head else None
         self.encoder = VideoViTEncoder(cfg, use_mean_pooling=False)
         self.encoder_to_decoder = nn.Linear(cfg.embed_dim, cfg.decoder_dim, bias=False)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.decoder_dim))
@@ -43,20 +49,28 @@ class PretrainModel(nn.Module):
         self.encoder.grad_checkpointing = enable
         self.decoder.grad_checkpointing = enable
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor, visible: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """x: (B, 3, T, H, W) normalised clip; mask: (B, N) bool, True = masked -> (B, N_masked, target_dim).
 
-        Predictions are in ascending token index, aligned with ``targets[mask].view(B, -1, D)``.
+        Predictions are in ascending token index, aligned with ``targets[mask].view(B, -1, D)``. With
+        ``visible=True`` (needs the visible head) also the visible tokens' own predictions, (B, N_vis, target_dim) in
+        ascending token index, aligned with ``targets[~mask].view(B, -1, D)``: returns (masked, visible).
         """
+        if visible and self.visible_head is None:
+            raise ValueError("PretrainModel: visible=True needs the visible head (PretrainModel(..., visible_head=True)"
+                             ", teacher.visible_weight > 0)")
         B = x.shape[0]
         num_masked = check_mask(mask, B, self.cfg.num_tokens)
         tokens = self.encoder(x, mask)  # (B, N_vis, C)
+        own = self.visible_head(tokens) if visible else None  # (B, N_vis, target_dim)
         if self.cfg.decoder_input_norm == "batch":
             tokens = standardize_tokens(tokens)
-        visible = self.encoder_to_decoder(tokens)  # (B, N_vis, Cd)
-        Cd = visible.shape[-1]
-        pos = self.decoder_pos_embed.to(visible.dtype).expand(B, -1, -1)  # (B, N, Cd)
+        visible_tokens = self.encoder_to_decoder(tokens)  # (B, N_vis, Cd)
+        Cd = visible_tokens.shape[-1]
+        pos = self.decoder_pos_embed.to(visible_tokens.dtype).expand(B, -1, -1)  # (B, N, Cd)
         pos_vis = pos[~mask].reshape(B, -1, Cd)  # (B, N_vis, Cd)
         pos_masked = pos[mask].reshape(B, -1, Cd)  # (B, N_masked, Cd), ascending token index
-        full = torch.cat([visible + pos_vis, self.mask_token.to(visible.dtype) + pos_masked], dim=1)  # (B, N, Cd)
-        return self.decoder(full, num_masked)  # (B, N_masked, target_dim)
+        full = torch.cat([visible_tokens + pos_vis, self.mask_token.to(visible_tokens.dtype) + pos_masked],
+                         dim=1)  # (B, N, Cd)
+        pred = self.decoder(full, num_masked)  # (B, N_masked, target_dim)
+        return pred if own is None else (pred, own)

@@ -62,6 +62,45 @@ def test_oracle_student_has_zero_loss_and_shuffling_hurts_only_moving_objects(se
     assert 0.0 < rep["targets"]["object_share"] < 1.0
 
 
+class PixelEncoderModel(PixelOracle):
+    """The oracle with an encoder whose tokens are the clip's own pixel targets (what a pixel teacher asks for)."""
+
+    def __init__(self, cfg) -> None:
+        super().__init__(cfg.tubelet_size, cfg.patch_size)
+        oracle = self
+
+        class Encoder(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.cfg = cfg
+
+            def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:  # every token visible
+                return oracle(x, torch.ones(x.shape[0], cfg.num_tokens, dtype=torch.bool))
+
+        self.encoder = Encoder()
+
+
+def test_encoder_target_r2_reads_an_encoder_that_carries_its_targets(setup):
+    from smile_video.models import PretrainModel
+
+    cfg, teacher, bank = setup
+    assert "encoder_target_r2" not in pretext_report(PixelOracle(cfg.model.tubelet_size, cfg.model.patch_size),
+                                                     teacher, bank, cfg, clips=4, seed=3)  # no encoder: no entry
+    # 32 clips: 2,048 tokens to fit 1,536-d pixel targets
+    rep = pretext_report(PixelEncoderModel(cfg.model), teacher, bank, cfg, clips=32, seed=3)["encoder_target_r2"]
+    assert rep["student"] > 0.97 and rep["random_init"] < 0.6  # tokens that are the targets (ridge shrinks a little)
+    # a student whose encoder is the random init drawn under the report's seed reads exactly what the reference does
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        from smile_video.models import VideoViTEncoder
+
+        same = VideoViTEncoder(cfg.model, use_mean_pooling=False)
+    model = PretrainModel(cfg.model, target_dim=teacher.dim).eval()
+    model.encoder.load_state_dict(same.state_dict())
+    rep = pretext_report(model, teacher, bank, cfg, clips=4, seed=3)["encoder_target_r2"]
+    assert rep["student"] == pytest.approx(rep["random_init"], abs=1e-12)
+
+
 def test_pretext_batch_objects_are_the_covered_tokens(setup):
     cfg, teacher, bank = setup
     pb = make_pretext_batch(cfg, teacher, bank, 4, seed=1)
@@ -87,7 +126,7 @@ def test_pretext_verb_reports_a_run_and_checks_its_inputs(tmp_path, capsys):
     out = tmp_path / "pretext.json"
     assert main(["pretext", str(run), "--clips", "4", "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "shuffle penalty" in text and "objectness_oracle" in text
+    assert "shuffle penalty" in text and "objectness_oracle" in text and "encoder tokens -> targets R^2" in text
     import json
 
     rep = json.loads(out.read_text())

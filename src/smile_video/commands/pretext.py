@@ -31,6 +31,10 @@ def format_report(rep: dict) -> str:
     t = rep["targets"]
     lines.append(f"targets: object energy {t['object_energy']:.3f}, background {t['background_energy']:.3f}, "
                  f"position R^2 {t['position_r2']:.3f}, object share of masked tokens {t['object_share']:.3f}")
+    if "encoder_target_r2" in rep:
+        r = rep["encoder_target_r2"]
+        lines.append(f"encoder tokens -> targets R^2 (every token visible): student {r['student']:.3f}, random init "
+                     f"{r['random_init']:.3f}")
     return "\n".join(lines)
 
 

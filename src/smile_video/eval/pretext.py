@@ -10,7 +10,9 @@ teacher targets), `pretext_report` measures the student's masked-token loss
   mean of the normalised targets over a reference batch;
 
 and how informative the targets are: the energy of the normalised targets on object and background tokens, and
-the share of their variance that token position alone explains.
+the share of their variance that token position alone explains. For a model with an encoder, also how much of the
+targets its encoder's tokens carry with every token visible (`diagnostics.target_r2`, fit on the reference batch,
+scored on the report's batch), beside a random init of the same encoder: the masked loss does not ask for it.
 """
 
 from __future__ import annotations
@@ -100,6 +102,27 @@ def _split_mean(err: Tensor, mask: Tensor, objects: Tensor) -> dict[str, float]:
 
 
 @torch.no_grad()
+def _encoder_target_r2(encoder: nn.Module, ref: PretextBatch, pb: PretextBatch, seed: int, chunk: int = 16
+                       ) -> dict[str, float]:
+    """{"student": target_r2 of `encoder`'s tokens (every token visible), "random_init": the same for a random init
+    of its architecture drawn under `seed`}: fit on `ref`, scored on `pb`."""
+    from ..models import VideoViTEncoder
+    from .diagnostics import target_r2
+
+    def tokens(enc: nn.Module, video: Tensor) -> Tensor:  # (B, 3, T, H, W) raw -> (B, N, C)
+        return torch.cat([enc.forward_tokens(normalize(video[s:s + chunk])).float()
+                          for s in range(0, video.shape[0], chunk)])
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        random_init = VideoViTEncoder(encoder.cfg, use_mean_pooling=False).eval()
+    out = {}
+    for name, enc in (("student", encoder), ("random_init", random_init)):
+        out[name] = target_r2(tokens(enc, ref.video), ref.targets, tokens(enc, pb.video), pb.targets)
+    return out
+
+
+@torch.no_grad()
 def pretext_report(model: nn.Module, teacher: nn.Module, bank: Any, cfg: PretrainJob, clips: int = 64,
                    seed: int = 12345) -> dict[str, Any]:
     """Masked-token losses of `model` on `clips` fresh clips (see the module docstring). Deterministic in `seed`.
@@ -107,7 +130,8 @@ def pretext_report(model: nn.Module, teacher: nn.Module, bank: Any, cfg: Pretrai
     Returns {"student", "shuffled", "position_mean", "zero"}: each {"all", "object", "background"} mean squared error
     over masked tokens; "shuffle_penalty": shuffled - student per split; and "targets": {"object_energy",
     "background_energy" (mean squared normalised target), "position_r2" (share of the target variance that the
-    per-position mean explains), "object_share" (fraction of masked tokens on objects)}.
+    per-position mean explains), "object_share" (fraction of masked tokens on objects)}; for a model with an
+    encoder (a `PretrainModel`) also "encoder_target_r2": {"student", "random_init"} (module docstring).
     """
     was_training = model.training
     model.eval()
@@ -135,6 +159,9 @@ def pretext_report(model: nn.Module, teacher: nn.Module, bank: Any, cfg: Pretrai
            "zero": _split_mean(zero, pb.mask, pb.objects),
            "objectness_oracle": _split_mean(oracle, pb.mask, pb.objects)}
     out["shuffle_penalty"] = {k: out["shuffled"][k] - out["student"][k] for k in out["student"]}
+    encoder = getattr(model, "encoder", None)
+    if isinstance(encoder, nn.Module) and hasattr(encoder, "forward_tokens") and hasattr(encoder, "cfg"):
+        out["encoder_target_r2"] = _encoder_target_r2(encoder, ref, pb, seed)
     energy = pb.targets.pow(2).mean(dim=-1)  # (B, N)
     total_var = (pb.targets - pb.targets.mean(dim=(0, 1))).pow(2).mean()
     resid = (pb.targets - pos_mean).pow(2).mean()

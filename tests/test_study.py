@@ -61,6 +61,25 @@ def test_study_model_overrides_reach_every_variants_student(tmp_path, monkeypatc
     assert (seen[2].model.depth, seen[2].model.embed_dim) == (4, 128)
 
 
+def test_every_variant_resolves_to_a_valid_config_with_its_change(tmp_path, monkeypatch):
+    import smile_video.engine.pretrain as engine
+
+    seen = {}
+    monkeypatch.setattr(engine, "pretrain", lambda cfg: seen.setdefault(cfg.run.out_dir, cfg) and tmp_path)
+    settings = study.StudySettings(out=tmp_path)
+    for name, over in study.VARIANTS.items():
+        if over is None:
+            assert study.pretrain_variant(name, 0, settings) is None  # random init: nothing to pretrain
+            continue
+        study.pretrain_variant(name, 0, settings)
+        cfg = next(c for d, c in seen.items() if study._slug(name) in d)
+        for item in over:  # the variant's own overrides are what the resolved config says
+            section, _, rest = item.partition(".")
+            key, _, value = rest.partition("=")
+            assert str(getattr(getattr(cfg, section), key)).lower() == value.lower(), (name, item)
+    assert seen and all(c.teacher.visible_weight == 0 for d, c in seen.items() if "visible" not in d)
+
+
 def test_study_model_overrides_must_be_model_keys(tmp_path):
     with pytest.raises(ValueError, match="train.lr=1"):
         study.StudySettings(out=tmp_path, model=["train.lr=1"])

@@ -80,6 +80,9 @@ VARIANTS: dict[str, list[str] | None] = {
     "noise + motion, features": ["data.background=noise"],
     "black + motion, features": ["data.background=black"],
     "benchmark's photos + motion, features": ["data.background=image"],
+    # Not the paper's: UMT's unmasked-token alignment beside SMILE's loss (teacher.visible_weight); measured and not
+    # adopted by its registered rule (docs/fidelity.md section 15); run with --variants.
+    "SMILE + visible alignment": ["teacher.visible_weight=1.0"],
 }
 SMILE = "SMILE (dead leaves + motion, features)"
 # The study's default variants (the paper's ablation directions and its noise background); the other background

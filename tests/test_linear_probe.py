@@ -371,6 +371,8 @@ def test_probe_repeats_report_the_mean_of_independent_probes(mp4_lists, tmp_path
     assert main(["probe", *common, "--out", str(three), f"probe.cache_dir={one / 'features'}", "probe.repeats=3"]) == 0
     r1, r3 = (json.loads((d / "results.json").read_text()) for d in (one, three))
     assert "repeats" not in r1 and "best_std" not in r1
+    assert "per_lr" in r1 and "per_lr" not in r3  # the top level of R probes holds their means, not repeat 0's
+    assert r3["repeats"][0]["per_lr"] == r1["per_lr"]
     assert r3["repeats"][0]["selected"] == r1["selected"]  # repeat 0 is the single probe
     # each later repeat is the probe trained by hand from its own seed on the same features
     cfg = load_config(ProbeJob, overrides=["probe.epochs=4", "probe.lrs=[0.01,0.1]", "probe.batch_size=4"]).probe

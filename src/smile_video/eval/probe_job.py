@@ -146,7 +146,7 @@ def run_probe(cfg: ProbeJob, checkpoint: str | None) -> dict[str, Any]:
     content: the common head, `head`, `protocol`, `best_lr`, `best` (the number to report), `per_lr` (last epoch)
     and, with a test list, `selected` = {lr, epoch, val, test}; with repeats > 1 `best` and `selected` are the
     repeats' means (`mean_of_repeats`), `best_std` their spread, `best_lr` each probe's lr (a list) and `repeats`
-    each probe's own results (per_lr and the rest at the top level are repeat 0's)."""
+    each probe's own results (its `per_lr` among them: the top level then holds no single probe's numbers)."""
     p = cfg.probe
     attentive = p.head == "attentive"
     run, sets, head = _start(cfg, checkpoint, "tokens" if attentive else None)
@@ -184,7 +184,8 @@ def run_probe(cfg: ProbeJob, checkpoint: str | None) -> dict[str, Any]:
         s = result.selected
         run.echo(f"chosen on val, reported on test: base lr {s['lr']:g}, epoch {s['epoch']} (val top-1 "
                  f"{s['val']['top1']:.2f}): test {_line(s['test'])}")
-    if p.repeats > 1:
+    if p.repeats > 1:  # the top level is the repeats' means; each probe's own numbers are under "repeats"
+        del results["per_lr"]
         results["repeats"] = [x.to_dict() for x in results_list]
         results.update(mean_of_repeats(results_list))
         tops = ", ".join(f"{x.best['top1']:.2f}" for x in results_list)

@@ -64,13 +64,12 @@ class MicroStep:
         with _phase("student"):
             x = normalize(video)
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-                out = self.net(x, mask, True) if weight > 0 else self.net(x, mask)  # (b, N_masked, D) [, visible]
-            if weight > 0:  # the paper's masked loss + the visible tokens' own (teacher.visible_weight)
-                pred, own = out
+                # (b, N_masked, D) and, with teacher.visible_weight, the visible tokens' own (b, N_vis, D)
+                pred, own = self.net(x, mask, True) if weight > 0 else (self.net(x, mask), None)
+            loss = F.mse_loss(pred.float(), targets.float())
+            if own is not None:  # the paper's masked loss + the visible tokens' own (teacher.visible_weight)
                 own_targets = every[~mask].reshape(b, -1, every.shape[-1])  # (b, N_vis, D)
-                loss = F.mse_loss(pred.float(), targets.float()) + weight * F.mse_loss(own.float(), own_targets.float())
-            else:
-                loss = F.mse_loss(out.float(), targets.float())
+                loss = loss + weight * F.mse_loss(own.float(), own_targets.float())
         with _phase("backward"):
             self.scaler.scale(loss / self.accum_steps).backward()
         return loss.detach()

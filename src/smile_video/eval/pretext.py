@@ -106,16 +106,14 @@ def _encoder_target_r2(encoder: nn.Module, ref: PretextBatch, pb: PretextBatch, 
                        ) -> dict[str, float]:
     """{"student": target_r2 of `encoder`'s tokens (every token visible), "random_init": the same for a random init
     of its architecture drawn under `seed`}: fit on `ref`, scored on `pb`."""
-    from ..models import VideoViTEncoder
     from .diagnostics import target_r2
+    from .features import load_frozen_encoder
 
     def tokens(enc: nn.Module, video: Tensor) -> Tensor:  # (B, 3, T, H, W) raw -> (B, N, C)
         return torch.cat([enc.forward_tokens(normalize(video[s:s + chunk])).float()
                           for s in range(0, video.shape[0], chunk)])
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        random_init = VideoViTEncoder(encoder.cfg, use_mean_pooling=False).eval()
+    random_init = load_frozen_encoder(None, encoder.cfg, seed=seed)[0]
     out = {}
     for name, enc in (("student", encoder), ("random_init", random_init)):
         out[name] = target_r2(tokens(enc, ref.video), ref.targets, tokens(enc, pb.video), pb.targets)

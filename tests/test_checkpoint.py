@@ -185,3 +185,26 @@ def test_safe_torch_load_refuses_code_and_allows_namespace(tmp_path, monkeypatch
     with pytest.raises(ValueError, match="evil.pth"):
         safe_torch_load(tmp_path / "evil.pth")
     assert not (tmp_path / "pwned_by_pickle").exists()
+
+
+def test_separable_positions_survive_a_round_trip_and_refuse_the_hugging_face_export(tmp_path):
+    import dataclasses
+
+    from smile_video.checkpoint import save_hf
+
+    cfg = dataclasses.replace(CFG, pos_embed="separable")
+    torch.manual_seed(0)
+    model = PretrainModel(cfg, D).eval()
+    save_model(model, cfg, tmp_path / "ours")
+    loaded, loaded_cfg, _ = load_model(tmp_path / "ours")
+    encoder, _ = load_encoder(tmp_path / "ours")
+    assert loaded_cfg.pos_embed == "separable"
+    assert torch.equal(loaded.decoder_pos_embed, model.decoder_pos_embed)
+    x = clip()
+    with torch.no_grad():
+        assert torch.equal(encode(encoder, x)[0], encode(model.encoder, x)[0])
+        flat = PretrainModel(CFG, D).eval()
+        flat.load_state_dict(model.state_dict())  # the same weights: only the positions differ
+        assert not torch.allclose(encode(flat.encoder, x)[0], encode(model.encoder, x)[0])
+    with pytest.raises(ValueError, match="pos_embed"):
+        save_hf(model, cfg, tmp_path / "hf")

@@ -227,3 +227,38 @@ def test_decoder_input_norm_must_be_known():
 
     with pytest.raises(ConfigError, match="model.decoder_input_norm"):
         small_cfg(decoder_input_norm="layer").validate()
+
+
+def test_flat_positions_are_videomae_and_separable_ones_give_each_axis_its_channels():
+    from smile_video.models.vit import position_table
+
+    grid, d = (2, 3, 4), 64
+    assert torch.equal(position_table(grid, d, "flat"), sinusoid_table(24, d))
+    table = position_table(grid, d, "separable").view(*grid, d)  # token order: t, then row, then column
+    ct, cs = 16, 24  # time: a quarter (even); rows and columns: half of the rest each
+    time_, rows, cols = table[..., :ct], table[..., ct:ct + cs], table[..., ct + cs:]
+    # each block depends on its own axis only, and is the 1-D sinusoid of that axis' index
+    for t in range(2):
+        assert torch.equal(time_[t], sinusoid_table(2, ct)[t].expand(3, 4, ct))
+    for y in range(3):
+        assert torch.equal(rows[:, y], sinusoid_table(3, cs)[y].expand(2, 4, cs))
+    for x in range(4):
+        assert torch.equal(cols[:, :, x], sinusoid_table(4, cs)[x].expand(2, 3, cs))
+    assert len(torch.unique(table.view(24, d), dim=0)) == 24  # every position its own code
+    with pytest.raises(ValueError, match="position kind"):
+        position_table(grid, d, "learned")
+
+
+def test_separable_positions_reach_encoder_and_decoder_and_bad_settings_are_named():
+    from smile_video.config import ConfigError
+    from smile_video.models.vit import position_table
+
+    cfg = small_cfg(pos_embed="separable")
+    model = PretrainModel(cfg, target_dim=12)
+    assert torch.equal(model.encoder.pos_embed[0], position_table(cfg.grid, cfg.embed_dim, "separable"))
+    assert torch.equal(model.decoder_pos_embed[0], position_table(cfg.grid, cfg.decoder_dim, "separable"))
+    assert not torch.equal(PretrainModel(small_cfg(), 12).encoder.pos_embed, model.encoder.pos_embed)
+    with pytest.raises(ConfigError, match="model.pos_embed"):
+        small_cfg(pos_embed="learned").validate()
+    with pytest.raises(ConfigError, match="model.decoder_dim"):
+        small_cfg(pos_embed="separable", decoder_dim=4, decoder_num_heads=1).validate()

@@ -311,6 +311,9 @@ def save_hf(model: nn.Module, cfg: ModelConfig, out_dir: str | Path, labels: lis
     bias_style: ``auto`` (what the installed transformers reads, see `hf_bias_style`), ``hub`` or ``linear``.
     """
     model = _unwrap_module(model)
+    if cfg.pos_embed != "flat":
+        raise ValueError(f"cannot export model.pos_embed={cfg.pos_embed!r} to Hugging Face: VideoMAE computes the flat "
+                         "1-D sinusoid table itself, and this model was trained with other positions")
     if isinstance(model, PretrainModel):
         model = model.encoder
     if isinstance(model, VideoClassifier):

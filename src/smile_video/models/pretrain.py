@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import ModelConfig
-from .vit import VideoViTDecoder, VideoViTEncoder, check_mask, sinusoid_table, truncated_normal_
+from .vit import VideoViTDecoder, VideoViTEncoder, check_mask, position_table, truncated_normal_
 
 __all__ = ["PretrainModel", "standardize_tokens"]
 
@@ -40,7 +40,7 @@ class PretrainModel(nn.Module):
         self.encoder_to_decoder = nn.Linear(cfg.embed_dim, cfg.decoder_dim, bias=False)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.decoder_dim))
         self.decoder = VideoViTDecoder(cfg, target_dim)
-        self.register_buffer("decoder_pos_embed", sinusoid_table(cfg.num_tokens, cfg.decoder_dim)[None],
+        self.register_buffer("decoder_pos_embed", position_table(cfg.grid, cfg.decoder_dim, cfg.pos_embed)[None],
                              persistent=False)
         nn.init.xavier_uniform_(self.encoder_to_decoder.weight)
         truncated_normal_(self.mask_token, std=0.02)

@@ -16,8 +16,8 @@ from torch.utils.checkpoint import checkpoint
 
 from ..config import ModelConfig
 
-__all__ = ["sinusoid_table", "drop_path", "Attention", "Mlp", "Block", "PatchEmbed", "VideoViTEncoder",
-           "VideoViTDecoder", "check_mask", "truncated_normal_", "LN_EPS"]
+__all__ = ["sinusoid_table", "position_table", "POSITION_KINDS", "drop_path", "Attention", "Mlp", "Block",
+           "PatchEmbed", "VideoViTEncoder", "VideoViTDecoder", "check_mask", "truncated_normal_", "LN_EPS"]
 
 LN_EPS = 1e-6  # every LayerNorm of the VideoMAE ViT
 
@@ -35,6 +35,31 @@ def sinusoid_table(num_positions: int, dim: int) -> Tensor:
     table[:, 0::2] = torch.sin(angle[:, 0::2])
     table[:, 1::2] = torch.cos(angle[:, 1::2])
     return table.float()
+
+
+POSITION_KINDS = ("flat", "separable")
+
+
+def position_table(grid: tuple[int, int, int], dim: int, kind: str = "flat") -> Tensor:
+    """Fixed positions of a (T', H', W') token grid, flattened in token order -> (T' H' W', dim) float32.
+
+    ``flat``: VideoMAE's (and SMILE's) `sinusoid_table` over the flattened token index, so a token's vertical
+    neighbour is W' indices away and its next time step H' W' away. ``separable``: one 1-D sinusoid table per axis,
+    concatenated (time: a quarter of the channels, rounded to even; height and width: half of the rest each), the
+    3-D form of MAE's 2-D sin-cos table: a token's row, column and time step each have channels of their own.
+    """
+    t, h, w = grid
+    if kind == "flat":
+        return sinusoid_table(t * h * w, dim)
+    if kind != "separable":
+        raise ValueError(f"position kind must be one of {POSITION_KINDS}, got {kind!r}")
+    if dim % 2 or dim < 6:
+        raise ValueError(f"separable positions need an even width of at least 6, got {dim}")
+    space = 2 * ((dim - 2 * round(dim / 8)) // 4)  # channels for each of height and width (even)
+    ct = dim - 2 * space  # time (even, about a quarter)
+    tt, yy, xx = torch.meshgrid(torch.arange(t), torch.arange(h), torch.arange(w), indexing="ij")
+    return torch.cat([sinusoid_table(t, ct)[tt.flatten()], sinusoid_table(h, space)[yy.flatten()],
+                      sinusoid_table(w, space)[xx.flatten()]], dim=1)
 
 
 def drop_path(x: Tensor, p: float, training: bool) -> Tensor:
@@ -177,7 +202,8 @@ class VideoViTEncoder(nn.Module):
         self.use_mean_pooling = use_mean_pooling
         self.grad_checkpointing = cfg.grad_checkpointing
         self.patch_embed = PatchEmbed(cfg)
-        self.register_buffer("pos_embed", sinusoid_table(cfg.num_tokens, cfg.embed_dim)[None], persistent=False)
+        self.register_buffer("pos_embed", position_table(cfg.grid, cfg.embed_dim, cfg.pos_embed)[None],
+                             persistent=False)
         rates = torch.linspace(0, cfg.drop_path, cfg.depth).tolist()  # linearly increasing drop path
         self.blocks = nn.ModuleList(Block(cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, r) for r in rates)
         self.norm = nn.Identity() if use_mean_pooling else nn.LayerNorm(cfg.embed_dim, eps=LN_EPS)

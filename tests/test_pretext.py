@@ -6,7 +6,15 @@ from torch import nn
 
 from smile_video.config import PretrainJob, load_config
 from smile_video.data.normalize import IMAGENET_MEAN, IMAGENET_STD
-from smile_video.eval.pretext import make_pretext_batch, pretext_report, shuffle_time, token_errors
+from smile_video.eval.pretext import (
+    PretextBatch,
+    make_pretext_batch,
+    neighbour_mean,
+    neighbour_oracle,
+    pretext_report,
+    shuffle_time,
+    token_errors,
+)
 from smile_video.objects import default_bank
 from smile_video.teachers import build_teacher
 from smile_video.teachers.pixel import normalized_pixel_targets
@@ -126,10 +134,51 @@ def test_pretext_verb_reports_a_run_and_checks_its_inputs(tmp_path, capsys):
     out = tmp_path / "pretext.json"
     assert main(["pretext", str(run), "--clips", "4", "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "shuffle penalty" in text and "objectness_oracle" in text and "encoder tokens -> targets R^2" in text
+    assert "shuffle penalty" in text and "neighbour_oracle" in text and "encoder tokens -> targets R^2" in text
     import json
 
     rep = json.loads(out.read_text())
-    assert set(rep) >= {"student", "shuffled", "position_mean", "objectness_oracle", "zero", "targets"}
+    assert set(rep) >= {"student", "shuffled", "position_mean", "objectness_oracle", "neighbour_oracle", "zero",
+                        "targets"}
     assert main(["pretext", str(tmp_path)]) == 1  # not a run directory: one clear line, non-zero exit
     assert "no config.yaml" in capsys.readouterr().err
+
+
+def test_neighbour_mean_is_the_mean_of_the_visible_3x3_block_of_the_same_time_step():
+    g = torch.Generator().manual_seed(0)
+    grid, B, D = (2, 3, 4), 3, 5
+    targets = torch.randn(B, 24, D, generator=g)
+    mask = torch.rand(B, 24, generator=g) < 0.7
+    mean, has = neighbour_mean(targets, mask, grid)
+    tg, mk = targets.view(B, *grid, D), mask.view(B, *grid)
+    for b in range(B):
+        for t in range(2):
+            for y in range(3):
+                for x in range(4):
+                    near = [tg[b, t, j, i] for j in range(max(0, y - 1), min(3, y + 2))
+                            for i in range(max(0, x - 1), min(4, x + 2)) if not mk[b, t, j, i]]
+                    n = (t * 3 + y) * 4 + x
+                    assert bool(has[b, n]) == bool(near)
+                    if near:
+                        assert torch.allclose(mean[b, n], torch.stack(near).mean(0), atol=1e-6)
+    with pytest.raises(ValueError, match="grid"):
+        neighbour_mean(targets, mask, (2, 4, 4))
+
+
+def test_neighbour_oracle_is_exact_where_a_token_equals_its_neighbours_and_falls_back_to_the_position_mean():
+    g = torch.Generator().manual_seed(1)
+    grid, B, D, N = (2, 3, 4), 4, 6, 24
+
+    def batch(seed: int) -> PretextBatch:  # one target vector per (clip, time step): neighbours carry the answer
+        gg = torch.Generator().manual_seed(seed)
+        targets = torch.randn(B, 2, 1, D, generator=gg).expand(B, 2, 12, D).reshape(B, N, D)
+        mask = torch.ones(B, N, dtype=torch.bool)
+        mask[:, [5, 17]] = False  # one visible token per time step: every masked token of rows 0-2 has it near
+        return PretextBatch(torch.zeros(B, 3, 4, 24, 32, dtype=torch.uint8), mask, targets, torch.zeros_like(mask))
+
+    ref, pb = batch(2), batch(3)
+    pos_mean = torch.randn(1, N, D, generator=g)
+    pred = neighbour_oracle(ref, pb, pos_mean, grid)
+    near, has = neighbour_mean(pb.targets, pb.mask, grid)
+    assert torch.allclose(pred[has], pb.targets[has], atol=1e-5)  # a = 1 fits the reference exactly
+    assert (~has).any() and torch.equal(pred[~has], pos_mean.expand_as(pred)[~has])

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-ROWS = ("student", "shuffled", "position_mean", "objectness_oracle", "zero")
+ROWS = ("student", "shuffled", "position_mean", "objectness_oracle", "neighbour_oracle", "zero")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

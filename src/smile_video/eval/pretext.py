@@ -8,6 +8,9 @@ teacher targets), `pretext_report` measures the student's masked-token loss
   that reads the objects' motion is hurt by it, one that only copies static content is not;
 - against two predictors that never look at the clip: zero (the mean of a normalised target) and the per-position
   mean of the normalised targets over a reference batch;
+- against two that know something the student must infer: the *objectness oracle* (which tokens hold an object)
+  and the *neighbour oracle* (the targets of the visible tokens next to a masked one, `neighbour_mean`): what a
+  student that reads its visible context, without any motion, can reach;
 
 and how informative the targets are: the energy of the normalised targets on object and background tokens, and
 the share of their variance that token position alone explains. For a model with an encoder, also how much of the
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import PretrainJob
@@ -29,8 +33,8 @@ from ..data.normalize import normalize
 from ..masking import make_mask, object_tokens
 from ..teachers import normalize_targets
 
-__all__ = ["PretextBatch", "make_pretext_batch", "shuffle_time", "token_errors", "pretext_report",
-           "checkpoint_pretext_report"]
+__all__ = ["PretextBatch", "make_pretext_batch", "shuffle_time", "token_errors", "neighbour_mean",
+           "neighbour_oracle", "pretext_report", "checkpoint_pretext_report"]
 
 
 @dataclass
@@ -92,6 +96,42 @@ def token_errors(model: nn.Module, video: Tensor, mask: Tensor, targets: Tensor,
     return torch.cat(errs)
 
 
+def neighbour_mean(targets: Tensor, mask: Tensor, grid: tuple[int, int, int]) -> tuple[Tensor, Tensor]:
+    """The mean target of each token's visible neighbours in its own time step (the 3 x 3 block around it, itself
+    included when visible).
+
+    targets: (B, N, D) with N = T' H' W' in token order; mask: (B, N) bool, True = masked.
+    Returns (mean (B, N, D), has (B, N) bool: at least one visible neighbour; mean is 0 where not).
+    """
+    B, N, D = targets.shape
+    t, h, w = grid
+    if t * h * w != N or mask.shape != (B, N):
+        raise ValueError(f"neighbour_mean: targets {tuple(targets.shape)} and mask {tuple(mask.shape)} do not fit "
+                         f"the grid {grid}")
+    vis = (~mask).to(targets.dtype)  # (B, N)
+    planes = (targets * vis[..., None]).view(B, t, h, w, D).permute(0, 4, 1, 2, 3).reshape(B, D * t, h, w)
+    count = vis.view(B, t, h, w)
+    total = F.avg_pool2d(planes, 3, stride=1, padding=1, count_include_pad=True) * 9  # (B, D t, h, w) sums
+    seen = F.avg_pool2d(count, 3, stride=1, padding=1, count_include_pad=True) * 9  # (B, t, h, w) counts
+    total = total.view(B, D, t, h, w).permute(0, 2, 3, 4, 1).reshape(B, N, D)
+    seen = seen.round().reshape(B, N)
+    return total / seen.clamp(min=1)[..., None], seen > 0
+
+
+def neighbour_oracle(ref: PretextBatch, pb: PretextBatch, pos_mean: Tensor, grid: tuple[int, int, int]) -> Tensor:
+    """Predict `pb`'s targets as ``pos_mean + a (neighbour_mean - pos_mean)``, with the one scalar `a` fit by least
+    squares on `ref`'s masked tokens that have a visible neighbour (the position mean where none is visible).
+
+    pos_mean: (1, N, D). Returns (B, N, D) predictions for every token of `pb`.
+    """
+    near_r, has_r = neighbour_mean(ref.targets, ref.mask, grid)
+    sel = ref.mask & has_r
+    x, y = (near_r - pos_mean)[sel], (ref.targets - pos_mean)[sel]
+    a = (x * y).sum() / (x * x).sum().clamp(min=1e-12)
+    near, has = neighbour_mean(pb.targets, pb.mask, grid)
+    return torch.where(has[..., None], pos_mean + a * (near - pos_mean), pos_mean.expand_as(near))
+
+
 def _split_mean(err: Tensor, mask: Tensor, objects: Tensor) -> dict[str, float]:
     """(B, N_masked) errors -> mean over all, object and background masked tokens."""
     obj = objects[mask].reshape(err.shape)
@@ -125,11 +165,12 @@ def pretext_report(model: nn.Module, teacher: nn.Module, bank: Any, cfg: Pretrai
                    seed: int = 12345) -> dict[str, Any]:
     """Masked-token losses of `model` on `clips` fresh clips (see the module docstring). Deterministic in `seed`.
 
-    Returns {"student", "shuffled", "position_mean", "zero"}: each {"all", "object", "background"} mean squared error
-    over masked tokens; "shuffle_penalty": shuffled - student per split; and "targets": {"object_energy",
-    "background_energy" (mean squared normalised target), "position_r2" (share of the target variance that the
-    per-position mean explains), "object_share" (fraction of masked tokens on objects)}; for a model with an
-    encoder (a `PretrainModel`) also "encoder_target_r2": {"student", "random_init"} (module docstring).
+    Returns {"student", "shuffled", "position_mean", "objectness_oracle", "neighbour_oracle", "zero"}: each
+    {"all", "object", "background"} mean squared error over masked tokens; "shuffle_penalty": shuffled - student
+    per split; and "targets": {"object_energy", "background_energy" (mean squared normalised target), "position_r2"
+    (share of the target variance that the per-position mean explains), "object_share" (fraction of masked tokens
+    on objects)}; for a model with an encoder (a `PretrainModel`) also "encoder_target_r2": {"student",
+    "random_init"} (module docstring).
     """
     was_training = model.training
     model.eval()
@@ -151,11 +192,14 @@ def pretext_report(model: nn.Module, teacher: nn.Module, bank: Any, cfg: Pretrai
     bg_mean = (ref.targets * (1 - ref_obj)).sum(0) / (1 - ref_obj).sum(0).clamp(min=1)
     oracle_pred = torch.where(pb.objects[..., None], obj_mean, bg_mean)  # (B, N, D)
     oracle = (masked_t - oracle_pred[pb.mask].reshape(clips, -1, d)).pow(2).mean(dim=-1)
+    near_pred = neighbour_oracle(ref, pb, pos_mean, cfg.model.grid)[pb.mask].reshape(clips, -1, d)
+    near = (masked_t - near_pred).pow(2).mean(dim=-1)
     out = {"student": _split_mean(student, pb.mask, pb.objects),
            "shuffled": _split_mean(shuffled, pb.mask, pb.objects),
            "position_mean": _split_mean(position, pb.mask, pb.objects),
            "zero": _split_mean(zero, pb.mask, pb.objects),
-           "objectness_oracle": _split_mean(oracle, pb.mask, pb.objects)}
+           "objectness_oracle": _split_mean(oracle, pb.mask, pb.objects),
+           "neighbour_oracle": _split_mean(near, pb.mask, pb.objects)}
     out["shuffle_penalty"] = {k: out["shuffled"][k] - out["student"][k] for k in out["student"]}
     encoder = getattr(model, "encoder", None)
     if isinstance(encoder, nn.Module) and hasattr(encoder, "forward_tokens") and hasattr(encoder, "cfg"):

@@ -83,6 +83,9 @@ VARIANTS: dict[str, list[str] | None] = {
     # Not the paper's: UMT's unmasked-token alignment beside SMILE's loss (teacher.visible_weight); measured and not
     # adopted by its registered rule (docs/fidelity.md section 15); run with --variants.
     "SMILE + visible alignment": ["teacher.visible_weight=1.0"],
+    # Not the paper's: one sinusoid per axis for encoder and decoder positions (model.pos_embed); its student leaves
+    # the targets' position mean, its probes do not gain; not adopted (docs/fidelity.md section 16); --variants.
+    "SMILE + separable positions": ["model.pos_embed=separable"],
 }
 SMILE = "SMILE (dead leaves + motion, features)"
 # The study's default variants (the paper's ablation directions and its noise background); the other background

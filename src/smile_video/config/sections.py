@@ -16,6 +16,8 @@ __all__ = ["MODEL_PRESETS", "ModelConfig", "MaskConfig", "MotionConfig", "Teache
 # Presets are data. Architecture sizes follow VideoMAE (ViT-S/B/L: Dosovitskiy et al. widths and depths; decoder
 # width 192 for ViT-S, 384 for ViT-B, 512 for ViT-L, depth 4). `tiny` is ours: it trains on 2 CPU cores.
 # --------------------------------------------------------------------------------------------------------------
+POSITION_KINDS = ("flat", "separable")  # model.pos_embed (models.vit.position_table)
+
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(
         embed_dim=128, depth=4, num_heads=4, decoder_dim=64, decoder_depth=2, decoder_num_heads=2,
@@ -92,7 +94,7 @@ class ModelConfig:
                 raise ConfigError(f"model.{name}dim={dim} is not divisible by model.{name}num_heads={heads}")
         check_range("model.drop_path", self.drop_path, 0.0, 1.0)
         check_choice("model.decoder_input_norm", self.decoder_input_norm, ("none", "batch"))
-        check_choice("model.pos_embed", self.pos_embed, ("flat", "separable"))
+        check_choice("model.pos_embed", self.pos_embed, POSITION_KINDS)
         if self.pos_embed == "separable":
             for name, dim in (("embed_dim", self.embed_dim), ("decoder_dim", self.decoder_dim)):
                 if dim % 2 or dim < 6:

@@ -111,10 +111,9 @@ def neighbour_mean(targets: Tensor, mask: Tensor, grid: tuple[int, int, int]) ->
     vis = (~mask).to(targets.dtype)  # (B, N)
     planes = (targets * vis[..., None]).view(B, t, h, w, D).permute(0, 4, 1, 2, 3).reshape(B, D * t, h, w)
     count = vis.view(B, t, h, w)
-    total = F.avg_pool2d(planes, 3, stride=1, padding=1, count_include_pad=True) * 9  # (B, D t, h, w) sums
-    seen = F.avg_pool2d(count, 3, stride=1, padding=1, count_include_pad=True) * 9  # (B, t, h, w) counts
+    total = F.avg_pool2d(planes, 3, stride=1, padding=1, divisor_override=1)  # (B, D t, h, w) 3 x 3 sums
+    seen = F.avg_pool2d(count, 3, stride=1, padding=1, divisor_override=1).reshape(B, N)  # visible tokens summed
     total = total.view(B, D, t, h, w).permute(0, 2, 3, 4, 1).reshape(B, N, D)
-    seen = seen.round().reshape(B, N)
     return total / seen.clamp(min=1)[..., None], seen > 0
 
 

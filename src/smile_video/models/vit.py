@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from ..config import ModelConfig
+from ..config.sections import POSITION_KINDS
 
 __all__ = ["sinusoid_table", "position_table", "POSITION_KINDS", "drop_path", "Attention", "Mlp", "Block",
            "PatchEmbed", "VideoViTEncoder", "VideoViTDecoder", "check_mask", "truncated_normal_", "LN_EPS"]
@@ -35,9 +36,6 @@ def sinusoid_table(num_positions: int, dim: int) -> Tensor:
     table[:, 0::2] = torch.sin(angle[:, 0::2])
     table[:, 1::2] = torch.cos(angle[:, 1::2])
     return table.float()
-
-
-POSITION_KINDS = ("flat", "separable")
 
 
 def position_table(grid: tuple[int, int, int], dim: int, kind: str = "flat") -> Tensor:

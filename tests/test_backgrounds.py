@@ -134,9 +134,13 @@ def test_background_clips_from_an_image_folder(tmp_path):
     assert named and all("img0.png" in s for s in named)
 
 
-def test_dead_leaves_matches_painting_the_discs_one_by_one():
+@pytest.mark.parametrize("block", [None, 7 * 16 * 5, 1])  # default (one block); blocks of 5 rows (a partial last
+def test_dead_leaves_matches_painting_the_discs_one_by_one(block, monkeypatch):  # one); one row at a time
+    from smile_video.motion import backgrounds
     from smile_video.motion.backgrounds import dead_leaves
 
+    if block is not None:
+        monkeypatch.setattr(backgrounds, "_DEAD_LEAVES_BLOCK", block)
     h, w, k = 12, 16, 7
     out = dead_leaves(2, h, w, _g(5), discs=k, r_min=0.1, r_max=0.5, alpha=2.0)
     assert out.shape == (2, 3, h, w) and out.dtype == torch.uint8
@@ -157,6 +161,29 @@ def test_dead_leaves_matches_painting_the_discs_one_by_one():
                     if (y + 0.5 - cy[i, d]) ** 2 + (x + 0.5 - cx[i, d]) ** 2 <= radius[i, d] ** 2:
                         ref[:, y, x] = colours[i, d + 1]
         assert torch.equal(out[i], ref)
+
+
+def test_dead_leaves_default_size_matches_whole_image_masks():
+    """The blocked painting gives the same images, at the recipe's size and disc count, as one (K, H, W) mask per
+    image (the formula the recipe's runs up to session 12 were generated with)."""
+    from smile_video.motion.backgrounds import dead_leaves
+
+    for seed, (h, w) in [(0, (64, 64)), (1, (64, 64)), (2, (40, 72))]:
+        out = dead_leaves(3, h, w, _g(seed))
+        g, k, side = _g(seed), 384, max(h, w)
+        u = torch.rand(3, k, generator=g)
+        a, b = 0.03 ** -1.0, 0.4 ** -1.0
+        radius = (a + u * (b - a)) ** -1.0 * side
+        cy = torch.rand(3, k, generator=g) * (h + 0.8 * side) - 0.4 * side
+        cx = torch.rand(3, k, generator=g) * (w + 0.8 * side) - 0.4 * side
+        colours = torch.randint(0, 256, (3, k + 1, 3), generator=g, dtype=torch.uint8)
+        ys = torch.arange(h, dtype=torch.float32).view(1, h, 1) + 0.5
+        xs = torch.arange(w, dtype=torch.float32).view(1, 1, w) + 0.5
+        for i in range(3):
+            d2 = (ys - cy[i].view(-1, 1, 1)) ** 2 + (xs - cx[i].view(-1, 1, 1)) ** 2  # (K, H, W)
+            inside = d2 <= radius[i].view(-1, 1, 1) ** 2
+            top = (inside * torch.arange(1, k + 1).view(-1, 1, 1)).amax(0)  # (H, W)
+            assert torch.equal(out[i], colours[i][top].permute(2, 0, 1)), (seed, i)
 
 
 def test_dead_leaves_default_covers_the_image_with_many_regions():

@@ -119,6 +119,9 @@ def load_still(files: list[Path], height: int, width: int,
     raise FileNotFoundError(f"data.image_dir: none of the {len(files)} images could be read (first: {skipped[0]})")
 
 
+_DEAD_LEAVES_BLOCK = 2**18  # mask elements per block of rows (dead_leaves on the CPU)
+
+
 def dead_leaves(batch: int, height: int, width: int, generator: torch.Generator, discs: int = 384,
                 r_min: float = 0.03, r_max: float = 0.4, alpha: float = 2.0) -> torch.Tensor:
     """Dead-leaves images: `discs` discs painted in order (later ones on top) over a random base colour; centres
@@ -140,15 +143,22 @@ def dead_leaves(batch: int, height: int, width: int, generator: torch.Generator,
     cy = torch.rand(batch, discs, generator=g, device=device) * (height + 2 * margin) - margin  # (B, K)
     cx = torch.rand(batch, discs, generator=g, device=device) * (width + 2 * margin) - margin
     colours = torch.randint(0, 256, (batch, discs + 1, 3), generator=g, device=device, dtype=torch.uint8)
-    ys = torch.arange(height, device=device, dtype=torch.float32).view(1, 1, height, 1) + 0.5
-    xs = torch.arange(width, device=device, dtype=torch.float32).view(1, 1, 1, width) + 0.5
+    ys = torch.arange(height, device=device, dtype=torch.float32).view(1, height, 1) + 0.5
+    xs = torch.arange(width, device=device, dtype=torch.float32).view(1, 1, width) + 0.5
+    dy2 = (ys - cy.view(batch, discs, 1, 1)) ** 2  # (B, K, H, 1)
+    dx2 = (xs - cx.view(batch, discs, 1, 1)) ** 2  # (B, K, 1, W)
+    r2 = radius.view(batch, discs, 1, 1) ** 2
+    order = torch.arange(1, discs + 1, device=device, dtype=torch.int16 if discs < 2**15 else torch.int32)
+    order, none = order.view(discs, 1, 1), torch.zeros((), dtype=order.dtype, device=device)
+    # On the CPU, blocks of rows whose (K, rows, W) masks stay in cache (2.2-2.7x faster at 64 px than whole images)
+    rows = max(1, _DEAD_LEAVES_BLOCK // (discs * width)) if device.type == "cpu" else height
     out = torch.empty(batch, 3, height, width, dtype=torch.uint8, device=device)
-    order = torch.arange(1, discs + 1, device=device).view(1, discs, 1, 1)
-    for i in range(batch):  # (K, H, W) masks one image at a time
-        inside = (ys - cy[i].view(1, -1, 1, 1)) ** 2 + (xs - cx[i].view(1, -1, 1, 1)) ** 2 <= radius[i].view(
-            1, -1, 1, 1) ** 2  # (1, K, H, W)
-        top = (inside * order).amax(1)[0]  # (H, W): the last disc covering each pixel, 0 = none (base colour)
-        out[i] = colours[i][top].permute(2, 0, 1)
+    top = torch.empty(height, width, dtype=order.dtype, device=device)
+    for i in range(batch):
+        for y in range(0, height, rows):
+            inside = dy2[i, :, y:y + rows] + dx2[i] <= r2[i]  # (K, rows, W)
+            top[y:y + rows] = torch.where(inside, order, none).amax(0)  # the last disc covering a pixel, 0 = none
+        out[i] = colours[i][top.long()].permute(2, 0, 1)
     return out
 
 

@@ -56,12 +56,15 @@ def main() -> None:
     ap.add_argument("--model", nargs="+", default=[], metavar="model.KEY=VALUE",
                     help="student size of every variant, random init included, on top of the tiny preset "
                          "(e.g. model.depth=6 model.embed_dim=192 model.num_heads=6)")
+    ap.add_argument("--finetune-lrs", type=float, nargs="+", default=[], metavar="LR",
+                    help="finetune each encoder at every base lr and report the lr with the best final val top-1 "
+                         "(default: FINETUNE_RECIPE's one lr)")
     ap.add_argument("--quick", action="store_true",
                     help="SMILE vs random init, 400 steps, 10 finetuning epochs (motion); one seed unless --seeds")
     args = ap.parse_args()
 
     out = args.out or ("runs/fidelity_quick" if args.quick else "runs/fidelity")  # a rerun resumes its results.json
-    s = StudySettings(out=Path(out), seeds=args.seeds, model=args.model)
+    s = StudySettings(out=Path(out), seeds=args.seeds, model=args.model, finetune_lrs=args.finetune_lrs)
     if args.quick:
         s.seeds = args.seeds if "--seeds" in sys.argv else args.seeds[:1]
         s.epochs, s.finetune_epochs, s.finetune_tasks = 25, 10, ("motion",)
@@ -87,7 +90,8 @@ def main() -> None:
         "Protocol (set from random-init runs, never changed to improve a pretrained score): embedded benchmark "
         "(64 px, 16 frames read at stride 2; train and val on object pool A, test on the disjoint pool B). Linear "
         "probe: lrs and epoch chosen on val, test top-1 reported. kNN (k=10) on test. Finetuning: fixed recipe, last "
-        "epoch, test top-1. Statistics on the motion task's val clips. Mean ± sample std over seeds.", "",
+        "epoch, test top-1" + (f"; base lr chosen per encoder among {s.finetune_lrs} by the last epoch's val top-1"
+        if s.finetune_lrs else "") + ". Statistics on the motion task's val clips. Mean ± sample std over seeds.", "",
         f"Pretraining recipe: `{' '.join(PRETRAIN_RECIPE)}`", "",
         f"Probe: `{' '.join(PROBE_RECIPE)}`", "", f"Finetune: `{' '.join(FINETUNE_RECIPE)}`", "",
         "## Test top-1 (%) and frame similarity", "", *results_table(summary), "",

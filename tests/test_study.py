@@ -102,3 +102,71 @@ def test_a_study_folder_refuses_other_settings_before_any_work(tmp_path, monkeyp
         study.run_study(study.StudySettings(out=tmp_path))
     with pytest.raises(ValueError, match="probe_repeats: 5 there, 1 now"):
         study.run_study(study.StudySettings(out=tmp_path, model=["model.depth=6"], probe_repeats=1))
+
+
+def _fake_evaluation(monkeypatch, scores):
+    """evaluate_checkpoint with probes, kNN, finetuning and feature statistics replaced by fakes; finetuning at base
+    lr `lr` scores `scores[lr]` = (final val top-1, test top-1) and records the config it was given."""
+    import torch
+
+    import smile_video.eval.diagnostics as diagnostics
+    import smile_video.eval.features as features
+    import smile_video.eval.finetune as finetune
+    import smile_video.eval.probe_job as probe_job
+
+    runs = []
+
+    def fake_finetune(cfg, ckpt):
+        runs.append(cfg)
+        val, test = scores[cfg.finetune.lr]
+        return {"final": {"top1": val}, "test": {"top1": test}}
+
+    fake_probe = {"best": {"top1": 1.0}, "selected": {"val": {"top1": 1.0}}}
+    monkeypatch.setattr(finetune, "finetune", fake_finetune)
+    monkeypatch.setattr(probe_job, "run_probe", lambda cfg, ckpt: fake_probe)
+    monkeypatch.setattr(probe_job, "run_knn", lambda cfg, ckpt: {"top1": 1.0})
+    monkeypatch.setattr(features, "encoder_tokens", lambda *a, **k: (torch.zeros(2, 256, 8), None))
+    monkeypatch.setattr(diagnostics, "feature_stats", lambda tokens, grid: {})
+    monkeypatch.setattr(diagnostics, "centred_frame_similarity", lambda tokens, grid: torch.zeros(2, 4, 4))
+    return runs
+
+
+def _tasks(tmp_path):
+    from smile_video.eval.benchmark import TaskLists
+
+    return {"motion": TaskLists(train=tmp_path / "train.csv", val=tmp_path / "val.csv", test=tmp_path / "test.csv",
+                                classes=["a", "b"], root=tmp_path)}
+
+
+def test_finetune_lr_grid_reports_the_lr_best_on_val_not_on_test(tmp_path, monkeypatch):
+    recipe_lr = 1e-2
+    scores = {1e-3: (50.0, 90.0), 3e-3: (70.0, 60.0), recipe_lr: (70.0, 80.0)}  # test would pick 1e-3
+    runs = _fake_evaluation(monkeypatch, scores)
+    r = study.evaluate_checkpoint(None, _tasks(tmp_path), tmp_path / "eval", 0, finetune=True, attentive=False,
+                                  finetune_lrs=(1e-3, 3e-3, 1e-2))
+    m = r["motion"]
+    assert m["finetune_lr"] == 3e-3 and (m["finetune_val"], m["finetune"]) == (70.0, 60.0)  # a tie: the first listed
+    assert m["finetune_grid"] == {"0.001": {"val": 50.0, "test": 90.0}, "0.003": {"val": 70.0, "test": 60.0},
+                                  "0.01": {"val": 70.0, "test": 80.0}}
+    assert [c.finetune.lr for c in runs] == [1e-3, 3e-3, 1e-2]
+    assert [c.run.out_dir.rsplit("/", 1)[-1] for c in runs] == ["finetune_lr0.001", "finetune_lr0.003",
+                                                                "finetune_lr0.01"]
+    runs.clear()  # without a grid: the recipe's lr, its own directory, no grid keys
+    r = study.evaluate_checkpoint(None, _tasks(tmp_path), tmp_path / "eval2", 0, attentive=False)
+    assert [c.finetune.lr for c in runs] == [recipe_lr] and runs[0].run.out_dir.endswith("/finetune")
+    assert (r["motion"]["finetune"], r["motion"]["finetune_val"]) == (80.0, 70.0)
+    assert "finetune_lr" not in r["motion"] and "finetune_grid" not in r["motion"]
+
+
+def test_finetune_lrs_setting_is_checked_and_recorded(tmp_path):
+    with pytest.raises(ValueError, match="finetune_lrs"):
+        study.StudySettings(out=tmp_path, finetune_lrs=[1e-3, -1.0])
+    with pytest.raises(ValueError, match="finetune_lrs"):
+        study.StudySettings(out=tmp_path, finetune_lrs=[1e-3, 1e-3])
+    old = tmp_path / "old"  # a folder recorded before the key existed reads as the default (no grid)
+    old.mkdir()
+    (old / "study.json").write_text(json.dumps({"model": [], "epochs": 50, "epoch_size": 512, "finetune_epochs": 60,
+                                                "finetune_tasks": ["motion", "appearance"], "probe_repeats": 5}))
+    study.claim_study_dir(study.StudySettings(out=old))
+    with pytest.raises(ValueError, match=r"finetune_lrs: \[\] there, \[0.001, 0.01\] now"):
+        study.claim_study_dir(study.StudySettings(out=old, finetune_lrs=[1e-3, 1e-2]))

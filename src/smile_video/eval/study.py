@@ -129,12 +129,17 @@ class StudySettings:
     # `model.*` overrides on top of the recipe's tiny student (e.g. ["model.depth=6", "model.embed_dim=192",
     # "model.num_heads=6"]): the student size of every variant, random init included (docs/fidelity.md, section 13)
     model: list[str] = field(default_factory=list)
+    # finetuning base lrs: each encoder is finetuned at every one and the lr with the best final val top-1 is reported
+    # (its test top-1); empty = FINETUNE_RECIPE's one lr, set on random-init runs (docs/fidelity.md, section 17)
+    finetune_lrs: list[float] = field(default_factory=list)
     quiet: bool = True
 
     def __post_init__(self) -> None:
         for o in self.model:
             if not o.startswith("model.") or "=" not in o:
                 raise ValueError(f"StudySettings.model: {o!r} is not a model.KEY=VALUE override")
+        if any(not lr > 0 for lr in self.finetune_lrs) or len(set(self.finetune_lrs)) != len(self.finetune_lrs):
+            raise ValueError(f"StudySettings.finetune_lrs: need distinct positive lrs, got {self.finetune_lrs}")
 
 
 def pretrain_variant(name: str, seed: int, settings: StudySettings) -> Path | None:
@@ -156,12 +161,15 @@ def pretrain_variant(name: str, seed: int, settings: StudySettings) -> Path | No
 
 def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Path, seed: int,
                         finetune_epochs: int = 60, quiet: bool = True, finetune: bool | tuple[str, ...] = True,
-                        attentive: bool = True, probe_repeats: int = 1, model: Sequence[str] = ()
-                        ) -> dict[str, Any]:
+                        attentive: bool = True, probe_repeats: int = 1, model: Sequence[str] = (),
+                        finetune_lrs: Sequence[float] = ()) -> dict[str, Any]:
     """Probe and kNN one encoder on every task, finetune it on every task (``finetune=True``), none (False) or the
     named ones; feature statistics on the motion task's val clips. `probe_repeats`: independent linear and attentive
     probes on the same features, their mean reported (probe.repeats; "probe_std" / "attentive_std" their spread).
     `model`: `model.*` overrides of the random-init student's size (a checkpoint describes its own).
+    `finetune_lrs`: finetune at each of these base lrs (run directories ``finetune_lr<lr>``) and report the one whose
+    final val top-1 is best (the first listed on a tie): "finetune_lr" the chosen lr, "finetune_grid" {lr: {"val",
+    "test"}}; empty: FINETUNE_RECIPE's lr alone (directory ``finetune``).
 
     Returns {task: {"probe", "probe_val", "attentive", "attentive_val", "knn", "finetune", "finetune_val"},
     "stats": feature_stats,
@@ -196,11 +204,19 @@ def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Pat
                 r["attentive_std"] = att["best_std"]["top1"]
         if finetune is True or (finetune and task in finetune):
             fl = [s.replace("probe.", "finetune.") for s in lists]
-            ft = run_finetune(load_config(FinetuneJob, overrides=[
-                *FINETUNE_RECIPE, *model, *fl, f"finetune.epochs={finetune_epochs}", f"finetune.seed={seed}",
-                f"run.out_dir={d / 'finetune'}", "run.resume=auto", q]), ckpt)
-            r["finetune"] = ft["test"]["top1"]
-            r["finetune_val"] = ft["final"]["top1"]
+            grid: dict[str, dict[str, float]] = {}
+            for lr in finetune_lrs or [None]:
+                lr_over, run_dir = ([], d / "finetune") if lr is None else ([f"finetune.lr={lr}"],
+                                                                            d / f"finetune_lr{lr:g}")
+                ft = run_finetune(load_config(FinetuneJob, overrides=[
+                    *FINETUNE_RECIPE, *model, *fl, f"finetune.epochs={finetune_epochs}", f"finetune.seed={seed}",
+                    *lr_over, f"run.out_dir={run_dir}", "run.resume=auto", q]), ckpt)
+                grid[f"{lr:g}" if lr is not None else "recipe"] = {"val": ft["final"]["top1"],
+                                                                   "test": ft["test"]["top1"]}
+            best = max(grid, key=lambda k: grid[k]["val"])  # max keeps the first of equal values
+            r["finetune"], r["finetune_val"] = grid[best]["test"], grid[best]["val"]
+            if finetune_lrs:
+                r["finetune_lr"], r["finetune_grid"] = float(best), grid
         res[task] = r
     model_cfg = read_config(ckpt) if ckpt else load_config(ProbeJob, overrides=[*PROBE_RECIPE, *model]).model
     tl = tasks["motion"]
@@ -212,7 +228,8 @@ def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Pat
 
 
 # the settings every result of a study folder depends on (seeds and variants may grow on a rerun)
-SETTINGS_KEYS = ("model", "epochs", "epoch_size", "finetune_epochs", "finetune_tasks", "probe_repeats")
+SETTINGS_KEYS = ("model", "epochs", "epoch_size", "finetune_epochs", "finetune_tasks", "probe_repeats",
+                 "finetune_lrs")
 
 
 def claim_study_dir(settings: StudySettings) -> None:
@@ -220,13 +237,16 @@ def claim_study_dir(settings: StudySettings) -> None:
     recorded settings differ (its results.json would mix, e.g., two student sizes), naming the keys that differ."""
     # lists and tuples as JSON lists, so a record compares equal to its own reading
     record = json.loads(json.dumps({k: getattr(settings, k) for k in SETTINGS_KEYS}))
+    # a key added to SETTINGS_KEYS after a folder was recorded reads as its default there
+    default = json.loads(json.dumps({k: getattr(StudySettings(out=settings.out), k) for k in SETTINGS_KEYS}))
     path = settings.out / "study.json"
     if path.is_file():
         try:
             saved = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise ValueError(f"{path} is unreadable ({e}): remove it, or use another --out") from e
-        diff = [f"{k}: {saved.get(k)!r} there, {record[k]!r} now" for k in SETTINGS_KEYS if saved.get(k) != record[k]]
+        diff = [f"{k}: {saved.get(k, default[k])!r} there, {record[k]!r} now" for k in SETTINGS_KEYS
+                if saved.get(k, default[k]) != record[k]]
         if diff:
             raise ValueError(f"{settings.out} holds a study under other settings ({'; '.join(diff)}); its "
                              "results.json would mix them: use another --out")
@@ -253,7 +273,8 @@ def run_study(settings: StudySettings, log=print) -> dict[str, Any]:
             ckpt = pretrain_variant(name, seed, settings)
             r = evaluate_checkpoint(ckpt, tasks, settings.out / "eval" / _slug(name) / f"seed{seed}", seed,
                                     settings.finetune_epochs, settings.quiet, settings.finetune_tasks,
-                                    probe_repeats=settings.probe_repeats, model=settings.model)
+                                    probe_repeats=settings.probe_repeats, model=settings.model,
+                                    finetune_lrs=settings.finetune_lrs)
             if ckpt is not None:
                 from .pretext import checkpoint_pretext_report
 

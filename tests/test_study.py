@@ -165,8 +165,11 @@ def test_finetune_lrs_setting_is_checked_and_recorded(tmp_path):
         study.StudySettings(out=tmp_path, finetune_lrs=[1e-3, 1e-3])
     old = tmp_path / "old"  # a folder recorded before the key existed reads as the default (no grid)
     old.mkdir()
-    (old / "study.json").write_text(json.dumps({"model": [], "epochs": 50, "epoch_size": 512, "finetune_epochs": 60,
-                                                "finetune_tasks": ["motion", "appearance"], "probe_repeats": 5}))
+    study.claim_study_dir(study.StudySettings(out=old))
+    record = json.loads((old / "study.json").read_text())
+    assert record["finetune_lrs"] == []
+    del record["finetune_lrs"]
+    (old / "study.json").write_text(json.dumps(record))
     study.claim_study_dir(study.StudySettings(out=old))
     with pytest.raises(ValueError, match=r"finetune_lrs: \[\] there, \[0.001, 0.01\] now"):
         study.claim_study_dir(study.StudySettings(out=old, finetune_lrs=[1e-3, 1e-2]))

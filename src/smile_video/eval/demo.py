@@ -29,7 +29,9 @@ from .study import PRETRAIN_RECIPE  # the demo's recipe is the fidelity study's 
 @dataclass
 class DemoSettings:
     out: Path
-    epochs: int = 25  # pretraining epochs of `epoch_size` synthetic clips (400 steps at batch 32, as the seed study)
+    # pretraining epochs of `epoch_size` synthetic clips: 400 steps at batch 32, a quarter of the study's 1,600 (the
+    # demo's 10-minute budget; docs/fidelity.md section 17)
+    epochs: int = 25
     epoch_size: int = 512
     train_per_class: int = 40
     val_per_class: int = 20

@@ -209,19 +209,20 @@ def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Pat
                 r["attentive_std"] = att["best_std"]["top1"]
         if finetune is True or (finetune and task in finetune):
             fl = [s.replace("probe.", "finetune.") for s in lists]
-            grid: dict[str, dict[str, float]] = {}
-            for lr in finetune_lrs or [None]:
+            lrs = list(finetune_lrs) or [None]  # None: the recipe's lr
+            scores = []
+            for lr in lrs:
                 lr_over, run_dir = ([], d / "finetune") if lr is None else ([f"finetune.lr={lr}"],
                                                                             d / f"finetune_lr{lr:g}")
                 ft = run_finetune(load_config(FinetuneJob, overrides=[
                     *FINETUNE_RECIPE, *model, *fl, f"finetune.epochs={finetune_epochs}", f"finetune.seed={seed}",
                     *lr_over, f"run.out_dir={run_dir}", "run.resume=auto", q]), ckpt)
-                grid[f"{lr:g}" if lr is not None else "recipe"] = {"val": ft["final"]["top1"],
-                                                                   "test": ft["test"]["top1"]}
-            best = max(grid, key=lambda k: grid[k]["val"])  # max keeps the first of equal values
-            r["finetune"], r["finetune_val"] = grid[best]["test"], grid[best]["val"]
+                scores.append({"val": ft["final"]["top1"], "test": ft["test"]["top1"]})
+            best = max(range(len(lrs)), key=lambda i: scores[i]["val"])  # max keeps the first of equal values
+            r["finetune"], r["finetune_val"] = scores[best]["test"], scores[best]["val"]
             if finetune_lrs:
-                r["finetune_lr"], r["finetune_grid"] = float(best), grid
+                r["finetune_lr"] = lrs[best]
+                r["finetune_grid"] = {f"{lr:g}": score for lr, score in zip(lrs, scores)}
         res[task] = r
     model_cfg = read_config(ckpt) if ckpt else load_config(ProbeJob, overrides=[*PROBE_RECIPE, *model]).model
     tl = tasks["motion"]

@@ -80,6 +80,21 @@ def test_every_variant_resolves_to_a_valid_config_with_its_change(tmp_path, monk
     assert seen and all(c.teacher.visible_weight == 0 for d, c in seen.items() if "visible" not in d)
 
 
+def test_random_init_is_the_recipes_own_encoder_architecture():
+    """The random init that probing and finetuning build (no checkpoint: the recipes' model keys) must be the encoder
+    the pretraining recipe trains, positions included (it was flat while the recipe was separable, session 13)."""
+    from smile_video.config import FinetuneJob, PretrainJob, ProbeJob, load_config
+
+    encoder_fields = ("img_size", "num_frames", "patch_size", "tubelet_size", "in_chans", "embed_dim", "depth",
+                      "num_heads", "mlp_ratio", "pos_embed")
+    pretrained = load_config(PretrainJob, overrides=study.PRETRAIN_RECIPE).model
+    for job, recipe in ((ProbeJob, study.PROBE_RECIPE), (FinetuneJob, study.FINETUNE_RECIPE)):
+        random_init = load_config(job, overrides=recipe).model
+        for name in encoder_fields:
+            assert getattr(random_init, name) == getattr(pretrained, name), (job.__name__, name)
+    assert pretrained.pos_embed == "separable"
+
+
 def test_study_model_overrides_must_be_model_keys(tmp_path):
     with pytest.raises(ValueError, match="train.lr=1"):
         study.StudySettings(out=tmp_path, model=["train.lr=1"])

@@ -49,9 +49,11 @@ __all__ = ["PRETRAIN_RECIPE", "PROBE_RECIPE", "FINETUNE_RECIPE", "VARIANTS", "CO
 # in 400 steps (section 16); with separable positions and 1,600 steps the pretext task uses motion (shuffling time
 # raises the loss in every seed) and the probes gain over the 400-step recipe; adopted by a rule fixed before its
 # scores, docs/fidelity.md section 17. The demo and --quick read the same recipe at 400 steps (10-minute budgets).
-MODEL = ["model.preset=tiny", "model.patch_size=8"]
+# The positions are part of MODEL, so a random init (probe / finetune without a checkpoint) is the recipe's own
+# architecture; a checkpoint rebuilds the positions its config.json names (e.g. the flat-positions variant's).
+MODEL = ["model.preset=tiny", "model.patch_size=8", "model.pos_embed=separable"]
 PRETRAIN_RECIPE = [
-    *MODEL, "model.decoder_input_norm=batch", "model.pos_embed=separable", "teacher.kind=embedded",
+    *MODEL, "model.decoder_input_norm=batch", "teacher.kind=embedded",
     "data.source=synthetic", "data.background=deadleaves",
     "motion.num_objects=2", "motion.trajectory=official", "mask.kind=trajectory", "mask.ratio=0.8",
     "train.strategy=single", "train.batch_size=32", "train.lr=1.5e-2", "train.warmup_epochs=2",

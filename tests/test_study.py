@@ -166,7 +166,12 @@ def test_finetune_lr_grid_reports_the_lr_best_on_val_not_on_test(tmp_path, monke
     assert [c.finetune.lr for c in runs] == [1e-3, 3e-3, 1e-2]
     assert [c.run.out_dir.rsplit("/", 1)[-1] for c in runs] == ["finetune_lr0.001", "finetune_lr0.003",
                                                                 "finetune_lr0.01"]
-    runs.clear()  # without a grid: the recipe's lr, its own directory, no grid keys
+    # two lrs equal to six significant digits would share a run directory and a grid key: refused before any run
+    runs.clear()
+    with pytest.raises(ValueError, match="first six significant digits"):
+        study.evaluate_checkpoint(None, _tasks(tmp_path), tmp_path / "eval3", 0, finetune_lrs=(1e-3, 1.0000001e-3))
+    assert runs == []
+    # without a grid: the recipe's lr, its own directory, no grid keys
     r = study.evaluate_checkpoint(None, _tasks(tmp_path), tmp_path / "eval2", 0, attentive=False)
     assert [c.finetune.lr for c in runs] == [recipe_lr] and runs[0].run.out_dir.endswith("/finetune")
     assert (r["motion"]["finetune"], r["motion"]["finetune_val"]) == (80.0, 70.0)
@@ -178,6 +183,8 @@ def test_finetune_lrs_setting_is_checked_and_recorded(tmp_path):
         study.StudySettings(out=tmp_path, finetune_lrs=[1e-3, -1.0])
     with pytest.raises(ValueError, match="finetune_lrs"):
         study.StudySettings(out=tmp_path, finetune_lrs=[1e-3, 1e-3])
+    with pytest.raises(ValueError, match="finetune_lrs"):
+        study.StudySettings(out=tmp_path, finetune_lrs=[1e-3, 1.0000001e-3])  # one grid key
     old = tmp_path / "old"  # a folder recorded before the key existed reads as the default (no grid)
     old.mkdir()
     study.claim_study_dir(study.StudySettings(out=old))

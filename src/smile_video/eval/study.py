@@ -145,8 +145,16 @@ class StudySettings:
         for o in self.model:
             if not o.startswith("model.") or "=" not in o:
                 raise ValueError(f"StudySettings.model: {o!r} is not a model.KEY=VALUE override")
-        if any(not lr > 0 for lr in self.finetune_lrs) or len(set(self.finetune_lrs)) != len(self.finetune_lrs):
-            raise ValueError(f"StudySettings.finetune_lrs: need distinct positive lrs, got {self.finetune_lrs}")
+        _check_finetune_lrs(self.finetune_lrs, "StudySettings.finetune_lrs")
+
+
+def _check_finetune_lrs(lrs: Sequence[float], where: str) -> None:
+    """Positive lrs whose grid keys (``f"{lr:g}"``: run directories ``finetune_lr<key>``, "finetune_grid" keys)
+    are distinct: two lrs equal to six significant digits would share one run directory and one result."""
+    keys = [f"{lr:g}" for lr in lrs]
+    if any(not lr > 0 for lr in lrs) or len(set(keys)) != len(keys):
+        raise ValueError(f"{where}: need positive lrs that differ in their first six significant digits (their "
+                         f"run directories are named finetune_lr<lr:g>), got {list(lrs)}")
 
 
 def pretrain_variant(name: str, seed: int, settings: StudySettings) -> Path | None:
@@ -188,6 +196,7 @@ def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Pat
     from .finetune import finetune as run_finetune
     from .probe_job import run_knn, run_probe
 
+    _check_finetune_lrs(finetune_lrs, "evaluate_checkpoint: finetune_lrs")
     ckpt = str(checkpoint) if checkpoint else None
     res: dict[str, Any] = {}
     q = f"run.quiet={str(quiet).lower()}"

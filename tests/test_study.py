@@ -117,6 +117,17 @@ def test_a_study_folder_refuses_other_settings_before_any_work(tmp_path, monkeyp
         study.run_study(study.StudySettings(out=tmp_path))
     with pytest.raises(ValueError, match="probe_repeats: 5 there, 1 now"):
         study.run_study(study.StudySettings(out=tmp_path, model=["model.depth=6"], probe_repeats=1))
+    # the recipes are recorded too: a folder measured under another probe recipe (e.g. another random init's
+    # positions), or recorded before the recipes were, is refused
+    monkeypatch.setattr(study, "PROBE_RECIPE", [*study.PROBE_RECIPE, "model.pos_embed=flat"])
+    with pytest.raises(ValueError, match="recipes: .*model.pos_embed=flat"):
+        study.run_study(study.StudySettings(out=tmp_path, model=["model.depth=6"]))
+    monkeypatch.undo()
+    monkeypatch.setattr(benchmark, "generate_benchmark", no_work)
+    del saved["recipes"]
+    (tmp_path / "study.json").write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match="recipes: 'not recorded"):
+        study.run_study(study.StudySettings(out=tmp_path, model=["model.depth=6"]))
 
 
 def _fake_evaluation(monkeypatch, scores):

@@ -249,20 +249,29 @@ SETTINGS_KEYS = ("model", "epochs", "epoch_size", "finetune_epochs", "finetune_t
                  "finetune_lrs")
 
 
+def _recipes() -> dict[str, list[str]]:
+    return {"pretrain": list(PRETRAIN_RECIPE), "probe": list(PROBE_RECIPE), "finetune": list(FINETUNE_RECIPE)}
+
+
 def claim_study_dir(settings: StudySettings) -> None:
-    """Record in ``out/study.json`` the settings the folder's results are measured under; refuse a folder whose
-    recorded settings differ (its results.json would mix, e.g., two student sizes), naming the keys that differ."""
+    """Record in ``out/study.json`` the settings and recipes the folder's results are measured under; refuse a folder
+    whose recorded settings or recipes differ (its results.json would mix, e.g., two student sizes or two random
+    inits), naming the keys that differ."""
     # lists and tuples as JSON lists, so a record compares equal to its own reading
     record = json.loads(json.dumps({k: getattr(settings, k) for k in SETTINGS_KEYS}))
     # a key added to SETTINGS_KEYS after a folder was recorded reads as its default there
     default = json.loads(json.dumps({k: getattr(StudySettings(out=settings.out), k) for k in SETTINGS_KEYS}))
+    # the recipes themselves (the random init's architecture is PROBE_RECIPE's and FINETUNE_RECIPE's): a folder
+    # recorded before they were (session 14, when the random init's positions changed) reads as other recipes
+    record["recipes"] = _recipes()
+    default["recipes"] = "not recorded (a folder from before session 14)"
     path = settings.out / "study.json"
     if path.is_file():
         try:
             saved = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise ValueError(f"{path} is unreadable ({e}): remove it, or use another --out") from e
-        diff = [f"{k}: {saved.get(k, default[k])!r} there, {record[k]!r} now" for k in SETTINGS_KEYS
+        diff = [f"{k}: {saved.get(k, default[k])!r} there, {record[k]!r} now" for k in record
                 if saved.get(k, default[k]) != record[k]]
         if diff:
             raise ValueError(f"{settings.out} holds a study under other settings ({'; '.join(diff)}); its "

@@ -148,10 +148,15 @@ class StudySettings:
         _check_finetune_lrs(self.finetune_lrs, "StudySettings.finetune_lrs")
 
 
+def _lr_key(lr: float) -> str:
+    """A finetuning lr's grid key: its run directory is ``finetune_lr<key>``, its "finetune_grid" entry ``<key>``."""
+    return f"{lr:g}"
+
+
 def _check_finetune_lrs(lrs: Sequence[float], where: str) -> None:
-    """Positive lrs whose grid keys (``f"{lr:g}"``: run directories ``finetune_lr<key>``, "finetune_grid" keys)
-    are distinct: two lrs equal to six significant digits would share one run directory and one result."""
-    keys = [f"{lr:g}" for lr in lrs]
+    """Positive lrs whose grid keys (`_lr_key`) are distinct: two lrs equal to six significant digits would share
+    one run directory and one result."""
+    keys = [_lr_key(lr) for lr in lrs]
     if any(not lr > 0 for lr in lrs) or len(set(keys)) != len(keys):
         raise ValueError(f"{where}: need positive lrs that differ in their first six significant digits (their "
                          f"run directories are named finetune_lr<lr:g>), got {list(lrs)}")
@@ -224,7 +229,7 @@ def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Pat
             scores = []
             for lr in lrs:
                 lr_over, run_dir = ([], d / "finetune") if lr is None else ([f"finetune.lr={lr}"],
-                                                                            d / f"finetune_lr{lr:g}")
+                                                                            d / f"finetune_lr{_lr_key(lr)}")
                 ft = run_finetune(load_config(FinetuneJob, overrides=[
                     *FINETUNE_RECIPE, *model, *fl, f"finetune.epochs={finetune_epochs}", f"finetune.seed={seed}",
                     *lr_over, f"run.out_dir={run_dir}", "run.resume=auto", q]), ckpt)
@@ -233,7 +238,7 @@ def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Pat
             r["finetune"], r["finetune_val"] = scores[best]["test"], scores[best]["val"]
             if finetune_lrs:
                 r["finetune_lr"] = lrs[best]
-                r["finetune_grid"] = {f"{lr:g}": score for lr, score in zip(lrs, scores)}
+                r["finetune_grid"] = {_lr_key(lr): score for lr, score in zip(lrs, scores)}
         res[task] = r
     model_cfg = read_config(ckpt) if ckpt else load_config(ProbeJob, overrides=[*PROBE_RECIPE, *model]).model
     tl = tasks["motion"]

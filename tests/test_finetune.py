@@ -174,14 +174,15 @@ def test_finetune_under_torchrun_with_two_ranks(mp4_lists, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
            "-m", "smile_video", "finetune", "--random-init", "--out", str(out), "--quiet",
            f"finetune.train_list={mp4_lists / 'train.txt'}", f"finetune.val_list={mp4_lists / 'val.txt'}",
-           "finetune.epochs=1", "finetune.batch_size=4", "finetune.sampling_rate=2", "finetune.test_clips=2",
-           "finetune.test_crops=1", "model.img_size=32", "model.num_frames=4", "model.embed_dim=32",
-           "model.depth=1", "model.num_heads=2"]
+           "finetune.epochs=1", "finetune.head_epochs=1", "finetune.batch_size=4", "finetune.sampling_rate=2",
+           "finetune.test_clips=2", "finetune.test_crops=1", "model.img_size=32", "model.num_frames=4",
+           "model.embed_dim=32", "model.depth=1", "model.num_heads=2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
-    assert results["world_size"] == 2 and results["steps"] == 1  # 6 videos // global batch 4 = 1 step
+    # 6 videos // global batch 4 = 1 step an epoch: one head-only (LP-FT), one full
+    assert results["world_size"] == 2 and results["steps"] == 2
     assert results["final"]["num_videos"] == 4  # val videos 0..3: split over the ranks, gathered
 
 
@@ -237,6 +238,62 @@ def test_resume_after_a_crash_matches_the_uninterrupted_run_bitwise(mp4_lists, t
     out_results = json.loads((out / "results.json").read_text())
     assert out_results["evaluations"] == ref_results["evaluations"] and out_results["steps"] == 9
     assert [e["epoch"] for e in out_results["evaluations"]] == [2, 3]
+
+
+def test_head_epochs_train_only_the_head_then_finetune_everything(mp4_lists, tmp_path):
+    """LP-FT: the head-only epochs leave every encoder weight at its init and train fc_norm / head on a cosine from
+    the peak lr; the full epochs then start from that head with their own warmup."""
+    from smile_video.eval.finetune import build_classifier
+
+    out = tmp_path / "lpft"
+    assert main(finetune_args(mp4_lists, out, "finetune.head_epochs=1", "finetune.epochs=2",
+                              "finetune.keep_checkpoints=3", "finetune.lr=0.1")) == 0
+    train = [r for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "train"]
+    assert [r["head_only"] for r in train] == [True] * 3 + [False] * 6  # 3 steps an epoch
+    lrs = [r["lr"] for r in train]
+    peak = 0.1 * 2 / 256
+    assert lrs[0] == pytest.approx(peak) and lrs[0] > lrs[1] > lrs[2]  # head: cosine, no warmup
+    assert lrs[3] == 0.0 and lrs[3] < lrs[4] < lrs[5] < lrs[6] == pytest.approx(peak)  # full: its own warmup
+    cfg = load_config(FinetuneJob, overrides=[*[f"model.{k}={v}" for k, v in TINY.items()]])
+    init, _ = build_classifier(cfg.model, 2, None, 0.2, seed=0)
+    init = init.state_dict()
+    after_head = load_file(str(checkpoint_dirs(out)[0] / "model.safetensors"))  # step 3: the head epoch's end
+    final = load_file(str(out / "model.safetensors"))
+    encoder = [k for k in init if not k.startswith(("fc_norm.", "head."))]
+    assert encoder and all(torch.equal(after_head[k], init[k]) for k in encoder)
+    assert not torch.equal(after_head["head.weight"], init["head.weight"])
+    assert not torch.equal(final["blocks.0.mlp.fc2.weight"], init["blocks.0.mlp.fc2.weight"])
+    assert json.loads((out / "results.json").read_text())["steps"] == 9
+
+
+@pytest.mark.parametrize("head_epochs", [1, 2])
+def test_lpft_resumes_bitwise_across_the_head_only_epochs(mp4_lists, tmp_path, monkeypatch, head_epochs):
+    """A crash in the 5th step (the first full epoch, or the second head-only one) resumes from the epoch-1
+    checkpoint, whose optimizer state is the one the next epoch steps, to the uninterrupted run's weights."""
+    import smile_video.eval.finetune as ft
+
+    common = (f"finetune.head_epochs={head_epochs}", "finetune.epochs=1")
+    ref = tmp_path / "ref"
+    assert main(finetune_args(mp4_lists, ref, *common)) == 0
+    out = tmp_path / "crashed"
+    real, calls = ft.task_loss, {"n": 0}
+
+    def crash(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise RuntimeError("simulated crash")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ft, "task_loss", crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        main(finetune_args(mp4_lists, out, *common))
+    monkeypatch.undo()
+    assert main(finetune_args(mp4_lists, out, *common, "--resume", "auto")) == 0
+    resumes = [r for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "resume"]
+    assert [(r["epoch"], r["step"]) for r in resumes] == [(1, 3)]
+    a, b = load_file(str(ref / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
 
 
 def test_resume_from_a_missing_or_corrupt_checkpoint_names_the_file(mp4_lists, tmp_path, capsys):
@@ -318,7 +375,8 @@ def test_a_missing_or_reused_test_list_is_refused_before_any_work(mp4_lists, tmp
 
 @pytest.mark.parametrize("override,key", [("finetune.reprob=1.5", "finetune.reprob"),
                                           ("finetune.reprob=-0.1", "finetune.reprob"),
-                                          ("finetune.keep_checkpoints=0", "finetune.keep_checkpoints")])
+                                          ("finetune.keep_checkpoints=0", "finetune.keep_checkpoints"),
+                                          ("finetune.head_epochs=-1", "finetune.head_epochs")])
 def test_new_finetune_keys_are_validated(override, key):
     with pytest.raises(ConfigError, match=key):
         load_config(FinetuneJob, overrides=[override])

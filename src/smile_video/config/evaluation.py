@@ -107,6 +107,10 @@ class FinetuneConfig:
     task: str = "classification"
     num_classes: int = 0  # the class list's size; 0 = the largest label in the lists + 1 (labels >= it are errors)
     epochs: int = 100  # Table 17: SSv2 40, K400 100, SEVERE 100
+    # LP-FT (Kumar et al., ICLR 2022): epochs that train only fc_norm and the head, the encoder frozen and in eval
+    # mode, before the `epochs` of full finetuning (which then start from that head, with their own warmup and
+    # schedule). 0 = plain finetuning, as Table 17. Its AdamW runs at the same lr, cosine over these epochs.
+    head_epochs: int = 0
     batch_size: int = 16  # Table 17: SSv2 32, K400 16, SEVERE 16
     lr: float = 1e-3  # base learning rate (Table 17); the optimizer uses lr * batch_size / 256
     weight_decay: float = 0.05  # Table 17
@@ -146,6 +150,8 @@ class FinetuneConfig:
         check_range("finetune.randaug_m", self.randaug_m, 0.0, 10.0)
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("finetune.epochs and finetune.batch_size must be >= 1")
+        if self.head_epochs < 0:
+            raise ConfigError(f"finetune.head_epochs must be >= 0 (0: no head-only epochs), got {self.head_epochs}")
         if self.lr <= 0 or len(self.betas) != 2 or self.mixup < 0 or self.cutmix < 0 or self.randaug_n < 0:
             raise ConfigError("finetune.lr must be > 0, finetune.betas two values, finetune.mixup / cutmix / "
                               "randaug_n >= 0")

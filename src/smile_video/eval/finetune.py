@@ -5,6 +5,9 @@ alike, random erasing (VideoMAE's reprob 0.25, pixel mode; not in Table 17), mix
 per-step linear warmup then cosine decay to finetune.min_lr, and multi-view testing (finetune.test_clips x test_crops
 views per video, softmax scores averaged). With finetune.test_list set, the model after the last epoch is also
 evaluated on that held-out list (results.json `test`); the recipe's epoch count is fixed, so nothing is chosen on it.
+`finetune.head_epochs` > 0 runs LP-FT (Kumar et al., ICLR 2022): that many epochs first train only fc_norm and the
+head on the frozen encoder (eval mode: no drop path; their own AdamW at the same lr, cosine over those epochs, no
+warmup), then the full finetuning's `finetune.epochs` start from that head with their own warmup and schedule.
 
 Data order: the dataset's own crop (multi-scale) and flip, then RandAugment, ImageNet normalisation, random
 erasing, mixup / cutmix. (VideoMAE applies RandAugment before its random-resized crop; the order differs, the
@@ -159,14 +162,34 @@ def _precision(name: str, device: torch.device) -> torch.dtype | None:
 
 
 def _eval_due(epochs_done: int, f: FinetuneConfig) -> bool:
-    """Whether the multi-view evaluation runs after `epochs_done` epochs: after the last, and every eval_every."""
-    return epochs_done == f.epochs or bool(f.eval_every and epochs_done % f.eval_every == 0)
+    """Whether the multi-view evaluation runs after `epochs_done` epochs (head-only epochs included): after the last,
+    and every eval_every."""
+    return epochs_done == f.head_epochs + f.epochs or bool(f.eval_every and epochs_done % f.eval_every == 0)
 
 
-def _restore(path: Path, model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+def _head_step(model: nn.Module, x: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """LP-FT's head-only forward: the encoder's pooled tokens without autograd, then fc_norm and head -> logits."""
+    with torch.no_grad():
+        pooled = model.forward_tokens(x).mean(dim=1)  # (B, C)
+    return model.head(model.head_dropout(model.fc_norm(pooled)))  # (B, K)
+
+
+def _average_grads(params: list[nn.Parameter], info: DistInfo) -> None:
+    """Average the gradients of `params` over the ranks (the head-only epochs bypass DDP's own reduction)."""
+    if info.enabled:
+        import torch.distributed as dist
+
+        for p in params:
+            if p.grad is not None:
+                dist.all_reduce(p.grad)
+                p.grad.div_(info.world_size)
+
+
+def _restore(path: Path, model: nn.Module, optimizer_for: Any, scaler: torch.amp.GradScaler,
              expected: dict[str, int]) -> dict[str, Any]:
     """Load a per-epoch checkpoint (a `step_*` directory or its training_state.pt) into model, optimizer and scaler in
-    place; returns its training state. Every failure names the file and what was expected."""
+    place; returns its training state. `optimizer_for(epochs_done)`: the optimizer the next epoch steps (the
+    head-only one during LP-FT's first epochs). Every failure names the file and what was expected."""
     folder = path if path.is_dir() else path.parent
     state = load_training_state(path)  # FileNotFoundError / ValueError naming the file
     state_file = folder / "training_state.pt" if path.is_dir() else path
@@ -184,7 +207,7 @@ def _restore(path: Path, model: nn.Module, opt: torch.optim.Optimizer, scaler: t
     except Exception as e:  # missing, truncated, or weights of another model
         raise ValueError(f"checkpoint weights {str(weights_file)!r} are missing, unreadable or do not fit the "
                          f"model: {e}") from e
-    opt.load_state_dict(state["optimizer"])
+    optimizer_for(int(state["epoch"])).load_state_dict(state["optimizer"])
     if state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
     return state
@@ -239,17 +262,27 @@ def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
         per_rank = f.batch_size // info.world_size
         steps_per_epoch = len(_shard(len(train_ds), info, f.seed, 0, per_rank, shuffle=True))
         total, warmup = steps_per_epoch * f.epochs, int(round(f.warmup_epochs * steps_per_epoch))
+        head_total = steps_per_epoch * f.head_epochs  # LP-FT's head-only steps, before the `total` full ones
         model.to(device)
         groups = layer_decay_param_groups(model, f.weight_decay, f.layer_decay, m.depth)
         for g in groups:
             g.pop("names")
         peak = scaled_lr(f.lr, f.batch_size)
         opt = torch.optim.AdamW(groups, lr=peak, betas=tuple(f.betas))
+        head_params = [*model.fc_norm.parameters(), *model.head.parameters()]
+        head_ids = {id(p) for p in head_params}
+        # the head-only epochs' optimizer: fc_norm and head, with their groups' weight decay (no layer decay there)
+        head_opt = torch.optim.AdamW([{**g, "params": [p for p in g["params"] if id(p) in head_ids]}
+                                      for g in groups if any(id(p) in head_ids for p in g["params"])],
+                                     lr=peak, betas=tuple(f.betas))
+
+        def optimizer_for(epochs_done: int) -> torch.optim.Optimizer:
+            return head_opt if epochs_done < f.head_epochs else opt
         dtype = _precision(cfg.train.precision, device)
         scaler = torch.amp.GradScaler(enabled=dtype == torch.float16)
         start_epoch, step, evals = 0, 0, []
         if resume_from is not None:
-            state = _restore(resume_from, model, opt, scaler,
+            state = _restore(resume_from, model, optimizer_for, scaler,
                              {"num_classes": num_classes, "steps_per_epoch": steps_per_epoch})
             start_epoch, step, evals = int(state["epoch"]), int(state["step"]), list(state["evaluations"])
             if info.is_main:  # records written after this checkpoint are redone: drop them
@@ -278,9 +311,11 @@ def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
         if start_epoch and _eval_due(start_epoch, f) and all(e["epoch"] != start_epoch for e in evals):
             evaluate(start_epoch)
         mixing = f.mixup > 0 or f.cutmix > 0
-        bar = run.progress(total=total, desc="finetune", initial=step)
-        for epoch in range(start_epoch, f.epochs):
-            ddp.train()
+        bar = run.progress(total=head_total + total, desc="finetune", initial=step)
+        for epoch in range(start_epoch, f.head_epochs + f.epochs):
+            head_only = epoch < f.head_epochs
+            step_opt = optimizer_for(epoch)
+            ddp.eval() if head_only else ddp.train()  # head-only: the frozen encoder without drop path
             if hasattr(train_ds, "set_epoch"):
                 train_ds.set_epoch(epoch)
             g = torch.Generator().manual_seed((f.seed * 1_000_003 + epoch) * 4096 + info.rank)  # rank-offset draws
@@ -295,29 +330,32 @@ def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
                 target = train_targets(f.task, train_t, index, num_classes, f.label_smoothing).to(device)
                 if mixing and x.shape[0] % 2 == 0:
                     x, target = mix_video_batch(x, None, num_classes, g, f.mixup, f.cutmix, targets=target)
-                lr = cosine_lr(step, total, warmup, peak, f.min_lr)
-                set_lr(opt, lr)
+                lr = (cosine_lr(step, head_total, 0, peak, f.min_lr) if head_only
+                      else cosine_lr(step - head_total, total, warmup, peak, f.min_lr))
+                set_lr(step_opt, lr)
                 with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                    logits = ddp(x)  # (B, K)
+                    logits = _head_step(model, x, info) if head_only else ddp(x)  # (B, K)
                 loss = task_loss(f.task, logits, target)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"finetune: non-finite loss {loss.item()} at step {step} (epoch {epoch}); "
                                              f"the last good checkpoint is in {run.file('checkpoints')}")
-                opt.zero_grad(set_to_none=True)
+                step_opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
+                if head_only:
+                    _average_grads(head_params, info)
                 if cfg.train.clip_grad > 0:
-                    scaler.unscale_(opt)
+                    scaler.unscale_(step_opt)
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.clip_grad)
-                scaler.step(opt)
+                scaler.step(step_opt)
                 scaler.update()
                 step += 1
                 bar.update(1)
-                if step % max(1, cfg.train.log_every) == 0 or step == total:
-                    run.log({"kind": "train", "step": step, "epoch": epoch, "lr": lr,
+                if step % max(1, cfg.train.log_every) == 0 or step == head_total + total:
+                    run.log({"kind": "train", "step": step, "epoch": epoch, "lr": lr, "head_only": head_only,
                              "loss": all_reduce_mean(loss.detach().float(), info).item()})
             if info.is_main:
                 state = {"epoch": epoch + 1, "step": step, "steps_per_epoch": steps_per_epoch,
-                         "num_classes": num_classes, "optimizer": opt.state_dict(),
+                         "num_classes": num_classes, "optimizer": optimizer_for(epoch + 1).state_dict(),
                          "scaler": scaler.state_dict() if scaler.is_enabled() else {}, "evaluations": evals}
                 save_checkpoint(run.path, step, model, m, {"source": "finetune", "epoch": epoch + 1, "step": step},
                                 state, f.keep_checkpoints)
@@ -327,10 +365,11 @@ def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
         results = {"encoder": checkpoint or "random init", "num_classes": num_classes, "steps": step,
                    "final": evals[-1], "evaluations": evals, "world_size": info.world_size}
         if test_ds is not None:  # the final epoch's model on the held-out list: reported, never chosen on
-            test = {"epoch": f.epochs, **evaluate_views(model, test_ds, num_classes, info, device, per_rank, dtype,
-                                                        f.num_workers, f.task, test_t)}
+            last = f.head_epochs + f.epochs
+            test = {"epoch": last, **evaluate_views(model, test_ds, num_classes, info, device, per_rank, dtype,
+                                                    f.num_workers, f.task, test_t)}
             run.log({"kind": "test", **test})
-            run.echo(f"test (epoch {f.epochs}): {describe(f.task, test)} ({f.test_clips}x{f.test_crops} views)")
+            run.echo(f"test (epoch {last}): {describe(f.task, test)} ({f.test_clips}x{f.test_crops} views)")
             results["test"] = test
         if info.is_main:
             state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

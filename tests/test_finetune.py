@@ -296,6 +296,36 @@ def test_lpft_resumes_bitwise_across_the_head_only_epochs(mp4_lists, tmp_path, m
         assert torch.equal(a[key], b[key]), key
 
 
+def test_centre_output_shifts_every_token_by_the_training_clips_mean(mp4_lists, tmp_path):
+    """centre_output: every output token moves by exactly minus the mean pooled feature of the clips, after which
+    that mean is zero; `finetune.centre_output=true` applies it once, before the first step, and logs it."""
+    from smile_video.data.dataset import VideoClipDataset
+    from smile_video.data.normalize import normalize
+    from smile_video.engine.distributed import DistInfo
+    from smile_video.eval.finetune import centre_output
+    from smile_video.eval.finetune_tasks import read_task_list
+
+    cfg = ModelConfig(**TINY)
+    model, _ = build_classifier(cfg, 2, None, 0.0, seed=0)
+    entries, _ = read_task_list("classification", str(mp4_lists / "train.txt"), "")
+    ds = VideoClipDataset(entries, num_frames=cfg.num_frames, sampling_rate=2, size=cfg.img_size, train=False)
+    x = normalize(torch.stack([ds[i]["video"] for i in range(len(ds))]))  # (6, 3, T, H, W)
+    model.eval()
+    with torch.no_grad():
+        before = model.forward_tokens(x)  # (6, N, C)
+    mean = centre_output(model, ds, DistInfo(), torch.device("cpu"), batch_size=4)
+    assert torch.allclose(mean, before.mean(dim=1).mean(dim=0), atol=1e-5) and mean.norm() > 0.1
+    with torch.no_grad():
+        after = model.forward_tokens(x)
+    assert torch.allclose(after, before - mean, atol=1e-5)
+    assert after.mean(dim=1).mean(dim=0).abs().max() < 1e-5
+
+    out = tmp_path / "centred"
+    assert main(finetune_args(mp4_lists, out, "finetune.epochs=1", "finetune.centre_output=true")) == 0
+    logged = [r for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "centre_output"]
+    assert len(logged) == 1 and logged[0]["norm"] > 0.1
+
+
 def test_resume_from_a_missing_or_corrupt_checkpoint_names_the_file(mp4_lists, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(finetune_args(mp4_lists, run, "finetune.epochs=1")) == 0

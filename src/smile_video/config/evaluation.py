@@ -111,6 +111,11 @@ class FinetuneConfig:
     # mode, before the `epochs` of full finetuning (which then start from that head, with their own warmup and
     # schedule). 0 = plain finetuning, as Table 17. Its AdamW runs at the same lr, cosine over these epochs.
     head_epochs: int = 0
+    # Centre the encoder's output before the first step: the training clips' mean pooled feature (one pass, centre
+    # clips, no augmentation) is subtracted from the last block's MLP output bias, so every output token moves by it
+    # and fc_norm reads features centred on the training set (exact in eval mode, in expectation under drop path).
+    # For encoders whose tokens share one large vector (docs/fidelity.md section 19). false = as Table 17.
+    centre_output: bool = False
     batch_size: int = 16  # Table 17: SSv2 32, K400 16, SEVERE 16
     lr: float = 1e-3  # base learning rate (Table 17); the optimizer uses lr * batch_size / 256
     weight_decay: float = 0.05  # Table 17

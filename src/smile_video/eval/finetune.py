@@ -8,6 +8,8 @@ evaluated on that held-out list (results.json `test`); the recipe's epoch count 
 `finetune.head_epochs` > 0 runs LP-FT (Kumar et al., ICLR 2022): that many epochs first train only fc_norm and the
 head on the frozen encoder (eval mode: no drop path; their own AdamW at the same lr, cosine over those epochs, no
 warmup), then the full finetuning's `finetune.epochs` start from that head with their own warmup and schedule.
+`finetune.centre_output` first moves the encoder's output by minus the training clips' mean pooled feature
+(`centre_output`, a shift of the last block's MLP bias).
 
 Data order: the dataset's own crop (multi-scale) and flip, then RandAugment, ImageNet normalisation, random
 erasing, mixup / cutmix. (VideoMAE applies RandAugment before its random-resized crop; the order differs, the
@@ -65,7 +67,7 @@ from .layer_decay import layer_decay_param_groups
 from .mixup import mix_video_batch
 from .video_augment import rand_augment_batch, random_erase_batch
 
-__all__ = ["build_classifier", "finetune", "evaluate_views", "RESUME_SAFE_KEYS"]
+__all__ = ["build_classifier", "finetune", "evaluate_views", "centre_output", "RESUME_SAFE_KEYS"]
 
 # Keys a resume may change without changing the finetuned weights (logging, workers, checkpoints kept, evaluation
 # cadence); any other change is refused on resume unless run.force_resume.
@@ -174,6 +176,31 @@ def _head_step(model: nn.Module, x: torch.Tensor, info: DistInfo) -> torch.Tenso
     return model.head(model.head_dropout(model.fc_norm(pooled)))  # (B, K)
 
 
+@torch.no_grad()
+def centre_output(model: nn.Module, dataset: Any, info: DistInfo, device: torch.device, batch_size: int,
+                  num_workers: int = 0) -> torch.Tensor:
+    """Subtract the mean pooled feature of `dataset`'s clips (every rank's share, averaged) from the last block's
+    MLP output bias in place: every output token, hence the pooled feature fc_norm reads, moves by minus that mean.
+    Returns the mean (C,) that was removed."""
+    model.eval()
+    total = torch.zeros(model.fc_norm.normalized_shape[0], dtype=torch.float64, device=device)
+    count = torch.zeros((), dtype=torch.float64, device=device)
+    for batch in _batches(dataset, _shard(len(dataset), info, 0, 0, batch_size, shuffle=False), num_workers):
+        pooled = model.forward_tokens(normalize(batch["video"].to(device))).mean(dim=1)  # (B, C)
+        total += pooled.double().sum(dim=0)
+        count += pooled.shape[0]
+    if info.enabled:
+        import torch.distributed as dist
+
+        dist.all_reduce(total)
+        dist.all_reduce(count)
+    if not count > 0:
+        raise ValueError("finetune.centre_output: no training clip could be decoded")
+    mean = (total / count).float()
+    model.blocks[-1].mlp.fc2.bias.sub_(mean.to(model.blocks[-1].mlp.fc2.bias.dtype))
+    return mean.cpu()
+
+
 def _average_grads(params: list[nn.Parameter], info: DistInfo) -> None:
     """Average the gradients of `params` over the ranks (the head-only epochs bypass DDP's own reduction)."""
     if info.enabled:
@@ -264,6 +291,10 @@ def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
         total, warmup = steps_per_epoch * f.epochs, int(round(f.warmup_epochs * steps_per_epoch))
         head_total = steps_per_epoch * f.head_epochs  # LP-FT's head-only steps, before the `total` full ones
         model.to(device)
+        if f.centre_output and resume_from is None:  # a resume loads weights that already carry the shift
+            centre = centre_output(model, eval_set(train_entries), info, device, per_rank, f.num_workers)
+            run.echo(f"centre_output: removed the training clips' mean pooled feature (norm {centre.norm():.3g})")
+            run.log({"kind": "centre_output", "norm": float(centre.norm())})
         groups = layer_decay_param_groups(model, f.weight_decay, f.layer_decay, m.depth)
         for g in groups:
             g.pop("names")

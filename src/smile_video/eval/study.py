@@ -69,6 +69,9 @@ PROBE_RECIPE = [*MODEL, "probe.sampling_rate=2", "probe.epochs=60", "probe.batch
 # cosine). 60 epochs (30 until session 4): at 30 a random init's training loss sits at ln 8 for a seed-dependent
 # ~200 of its 300 steps, so its motion test top-1 spread over seeds was 22.5-58.8 (std 18.3); at 60 every seed leaves
 # the plateau (66.9, 72.5, 66.9; std 3.2). Decided on those random-init runs alone. Decoded frames stay in memory.
+# Leaving the plateau is not fitting: at 60 epochs a random init's training loss is still above a pretrained
+# init's, and at 120 (or after LP-FT's head-only epochs) the 400-step recipe's +4.6 finetuning lead turns into
+# -2.3 (docs/fidelity.md section 19); a protocol where both arms fit is the next registered change.
 FINETUNE_RECIPE = [*MODEL, "finetune.sampling_rate=2", "finetune.epochs=60", "finetune.batch_size=32",
                    "finetune.lr=1e-2", "finetune.warmup_epochs=3", "finetune.mixup=0", "finetune.cutmix=0",
                    "finetune.randaug_n=0", "finetune.reprob=0", "finetune.flip=false", "finetune.test_clips=1",

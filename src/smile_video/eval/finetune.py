@@ -169,7 +169,7 @@ def _eval_due(epochs_done: int, f: FinetuneConfig) -> bool:
     return epochs_done == f.head_epochs + f.epochs or bool(f.eval_every and epochs_done % f.eval_every == 0)
 
 
-def _head_step(model: nn.Module, x: torch.Tensor, info: DistInfo) -> torch.Tensor:
+def _head_step(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """LP-FT's head-only forward: the encoder's pooled tokens without autograd, then fc_norm and head -> logits."""
     with torch.no_grad():
         pooled = model.forward_tokens(x).mean(dim=1)  # (B, C)
@@ -365,7 +365,7 @@ def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
                       else cosine_lr(step - head_total, total, warmup, peak, f.min_lr))
                 set_lr(step_opt, lr)
                 with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                    logits = _head_step(model, x, info) if head_only else ddp(x)  # (B, K)
+                    logits = _head_step(model, x) if head_only else ddp(x)  # (B, K)
                 loss = task_loss(f.task, logits, target)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"finetune: non-finite loss {loss.item()} at step {step} (epoch {epoch}); "

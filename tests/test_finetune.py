@@ -186,6 +186,20 @@ def test_finetune_under_torchrun_with_two_ranks(mp4_lists, tmp_path):
     assert results["final"]["num_videos"] == 4  # val videos 0..3: split over the ranks, gathered
 
 
+def crash_on_call(monkeypatch, module, name: str, n: int) -> None:
+    """Make `module.name` raise "simulated crash" on its n-th call (a process dying there); undo with
+    monkeypatch.undo()."""
+    real, calls = getattr(module, name), {"n": 0}
+
+    def crash(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise RuntimeError("simulated crash")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, crash)
+
+
 def finetune_args(lists, out, *extra: str) -> list[str]:
     """A tiny finetuning run: 6 videos, batch 2 = 3 steps per epoch; drop path, RandAugment, erasing and mixup on."""
     return ["finetune", "--random-init", "--out", str(out), "--quiet",
@@ -212,15 +226,7 @@ def test_resume_after_a_crash_matches_the_uninterrupted_run_bitwise(mp4_lists, t
     # train: the process dies at the second step of epoch 2 (half trained); the epoch-1 checkpoint is the newest.
     # eval: it dies in the evaluation after epoch 2, whose checkpoint (written first) lacks that evaluation.
     name, at, expected = {"train": ("task_loss", 5, (1, 3)), "eval": ("evaluate_views", 1, (2, 6))}[crash_in]
-    real, calls = getattr(ft, name), {"n": 0}
-
-    def crash(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == at:
-            raise RuntimeError("simulated crash")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(ft, name, crash)
+    crash_on_call(monkeypatch, ft, name, at)
     with pytest.raises(RuntimeError, match="simulated crash"):
         main(finetune_args(mp4_lists, out, *common))
     monkeypatch.undo()
@@ -276,15 +282,7 @@ def test_lpft_resumes_bitwise_across_the_head_only_epochs(mp4_lists, tmp_path, m
     ref = tmp_path / "ref"
     assert main(finetune_args(mp4_lists, ref, *common)) == 0
     out = tmp_path / "crashed"
-    real, calls = ft.task_loss, {"n": 0}
-
-    def crash(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise RuntimeError("simulated crash")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(ft, "task_loss", crash)
+    crash_on_call(monkeypatch, ft, "task_loss", 5)
     with pytest.raises(RuntimeError, match="simulated crash"):
         main(finetune_args(mp4_lists, out, *common))
     monkeypatch.undo()
@@ -374,15 +372,7 @@ def test_test_list_is_evaluated_after_the_last_epoch_and_survives_a_resume(mp4_l
     assert len([r for r in records if r["kind"] == "eval"]) == 1
 
     out = tmp_path / "crashed"
-    real, calls = ft.evaluate_views, {"n": 0}
-
-    def crash(*args, **kwargs):  # call 1: val after epoch 2; call 2: the test list
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("simulated crash")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(ft, "evaluate_views", crash)
+    crash_on_call(monkeypatch, ft, "evaluate_views", 2)  # call 1: val after epoch 2; call 2: the test list
     with pytest.raises(RuntimeError, match="simulated crash"):
         main(finetune_args(mp4_lists, out, *common))
     monkeypatch.undo()

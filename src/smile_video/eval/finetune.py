@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -212,8 +212,8 @@ def _average_grads(params: list[nn.Parameter], info: DistInfo) -> None:
                 p.grad.div_(info.world_size)
 
 
-def _restore(path: Path, model: nn.Module, optimizer_for: Any, scaler: torch.amp.GradScaler,
-             expected: dict[str, int]) -> dict[str, Any]:
+def _restore(path: Path, model: nn.Module, optimizer_for: Callable[[int], torch.optim.Optimizer],
+             scaler: torch.amp.GradScaler, expected: dict[str, int]) -> dict[str, Any]:
     """Load a per-epoch checkpoint (a `step_*` directory or its training_state.pt) into model, optimizer and scaler in
     place; returns its training state. `optimizer_for(epochs_done)`: the optimizer the next epoch steps (the
     head-only one during LP-FT's first epochs). Every failure names the file and what was expected."""
@@ -346,7 +346,7 @@ def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
         for epoch in range(start_epoch, f.head_epochs + f.epochs):
             head_only = epoch < f.head_epochs
             step_opt = optimizer_for(epoch)
-            ddp.eval() if head_only else ddp.train()  # head-only: the frozen encoder without drop path
+            ddp.train(not head_only)  # head-only: the frozen encoder in eval mode, without drop path
             if hasattr(train_ds, "set_epoch"):
                 train_ds.set_epoch(epoch)
             g = torch.Generator().manual_seed((f.seed * 1_000_003 + epoch) * 4096 + info.rank)  # rank-offset draws

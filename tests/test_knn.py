@@ -54,3 +54,25 @@ def test_evaluate_reports_each_k_and_rejects_bad_input():
         knn_scores(TRAIN, LABELS, queries, k=1, num_classes=3, vote="mean")
     with pytest.raises(ValueError, match="do not match"):
         knn_scores(TRAIN, LABELS, torch.zeros(2, 3), k=1, num_classes=3)
+
+
+def test_centring_keeps_what_clips_share_along_their_common_vector():
+    # Every feature is a large shared vector c = (10, 0) plus a small part; the class is in the part along c (+1 or
+    # -1), the part across c is noise. Plain cosine turns the part along c into a length and ignores it, so the noise
+    # decides; minus the training mean, the class part is a direction again.
+    train = torch.tensor([[11.0, 0.5], [11.0, -0.5], [9.0, 0.5], [9.0, -0.5]])
+    labels = torch.tensor([0, 0, 1, 1])
+    query = torch.tensor([[11.0, 0.6], [9.0, 0.4]])  # a class-0 and a class-1 query
+    plain = knn_scores(train, labels, query, k=1, num_classes=2).argmax(1)
+    centred = knn_scores(train, labels, query, k=1, num_classes=2, centre=True).argmax(1)
+    assert plain.tolist() == [1, 0]
+    assert centred.tolist() == [0, 1]
+    # by hand: cosine on both sides minus the training mean, the weighted vote of the one neighbour
+    mean = train.mean(0)
+    sim = torch.nn.functional.normalize(query - mean, dim=1) @ torch.nn.functional.normalize(train - mean, dim=1).T
+    expected = torch.zeros(2, 2).scatter_(1, labels[sim.argmax(1)][:, None], (sim.max(1).values / 0.07).exp()[:, None])
+    torch.testing.assert_close(knn_scores(train, labels, query, k=1, num_classes=2, centre=True), expected)
+    # views are averaged before the mean is taken: (N, V, D) with two identical views gives the (N, D) result
+    two = knn_scores(train[:, None].expand(4, 2, 2), labels, query[:, None].expand(2, 2, 2), k=1, num_classes=2,
+                     centre=True)
+    torch.testing.assert_close(two, expected)

@@ -273,15 +273,21 @@ def test_probe_and_knn_with_a_test_list_report_on_test(mp4_lists, tmp_path, caps
     knn = json.loads((knn_out / "results.json").read_text())
     assert "on test" in knn["protocol"] and set(knn["val"]) == set(knn["test"]) == {"top1", "top5", "mean_class"}
     assert {k: knn[k] for k in ("top1", "top5", "mean_class")} == knn["test"]
-    # by hand: kNN of the test features against the train bank
+    # by hand: kNN of the test features against the train bank, centred on the train features (the default)
     from safetensors.torch import load_file
 
     from smile_video.eval.knn import knn_evaluate
 
     feats = {p.name.split("-")[0]: load_file(str(p)) for p in (out / "features").iterdir()}
-    ref = knn_evaluate(feats["train"]["feats"][:, 0], feats["train"]["labels"], feats["test"]["feats"],
-                       feats["test"]["labels"], ks=[3], num_classes=2)[3]
-    assert knn["test"] == pytest.approx(ref)
+    ref = {centre: knn_evaluate(feats["train"]["feats"][:, 0], feats["train"]["labels"], feats["test"]["feats"],
+                                feats["test"]["labels"], ks=[3], num_classes=2, centre=centre)[3]
+           for centre in (True, False)}
+    assert knn["centre"] is True and knn["test"] == pytest.approx(ref[True])
+    plain_out = tmp_path / "knn_plain"  # DINO's plain cosine on request
+    assert main(["knn", *common, "--out", str(plain_out), f"probe.cache_dir={out / 'features'}", "probe.knn_k=3",
+                 "probe.knn_centre=false"]) == 0
+    plain = json.loads((plain_out / "results.json").read_text())
+    assert plain["centre"] is False and plain["test"] == pytest.approx(ref[False])
 
 
 def test_a_missing_test_list_fails_before_any_feature_extraction(mp4_lists, tmp_path, capsys):

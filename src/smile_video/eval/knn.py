@@ -1,8 +1,10 @@
 """k-nearest-neighbour classification on cached features, with cosine similarity.
 
-Two votes: `weighted` (each neighbour adds exp(similarity / temperature) to its class, as in Wu et al. 2018 and
-DINO, temperature 0.07) and `majority` (each neighbour adds 1; ties go to the class with the larger summed
-similarity).
+`centre=True` (the default of `smile knn`, ``probe.knn_centre``) subtracts the training features' mean from training
+and query features before the L2 normalisation (SimpleShot's CL2N, Wang et al. 2019). Without it (DINO's plain
+cosine), a component c shared by every clip, which a pretrained student's pooled features are mostly made of
+(docs/fidelity.md, section 19), turns how clips differ along c into a length, which the cosine ignores, and leaves
+the rest to decide the neighbours.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ def knn_scores(
     vote: str = "weighted",
     temperature: float = 0.07,
     chunk: int = 1024,
+    centre: bool = False,
 ) -> Tensor:
     """Class scores of each query from its k most cosine-similar training features.
 
     train_feats: (N, D); train_labels: (N,) int64; query_feats: (Q, D) -> scores (Q, num_classes), float32.
-    (N, V, D) or (Q, V, D) features are averaged over views first.
+    (N, V, D) or (Q, V, D) features are averaged over views first. `centre`: both sides minus the training
+    features' mean (over N, after the view average) before the cosine.
     """
     if vote not in ("weighted", "majority"):
         raise ValueError(f"knn vote must be 'weighted' or 'majority', got {vote!r}")
@@ -42,6 +46,9 @@ def knn_scores(
         raise ValueError(f"knn: train feats {tuple(train.shape)}, train labels {tuple(train_labels.shape)} and "
                          f"query feats {tuple(query.shape)} do not match")
     k = min(k, train.shape[0])
+    if centre:
+        mean = train.mean(0)  # (D,)
+        train, query = train - mean, query - mean
     train = F.normalize(train, dim=1)
     labels = train_labels.long().to(train.device)
     out = []
@@ -67,8 +74,9 @@ def knn_evaluate(
     num_classes: int | None = None,
     vote: str = "weighted",
     temperature: float = 0.07,
+    centre: bool = False,
 ) -> dict[int, dict[str, float]]:
     """Top-1 / top-5 / mean per-class accuracy (percent) of kNN for each k: {k: metrics}."""
     c = int(num_classes if num_classes is not None else int(max(train_labels.max(), val_labels.max())) + 1)
-    return {k: classification_metrics(knn_scores(train_feats, train_labels, val_feats, k, c, vote, temperature),
-                                      val_labels, c) for k in ks}
+    return {k: classification_metrics(knn_scores(train_feats, train_labels, val_feats, k, c, vote, temperature,
+                                                 centre=centre), val_labels, c) for k in ks}

@@ -204,13 +204,13 @@ def run_knn(cfg: ProbeJob, checkpoint: str | None) -> dict[str, Any]:
     train = sets["train"]
     metrics = {split: knn_evaluate(train.feats[:, 0], train.labels, sets[split].feats, sets[split].labels,
                                    ks=[p.knn_k], num_classes=head["num_classes"], vote=p.knn_vote,
-                                   temperature=p.knn_temperature)[p.knn_k]
+                                   temperature=p.knn_temperature, centre=p.knn_centre)[p.knn_k]
                for split in ("val", "test") if split in sets}
     results = {**head, "protocol": KNN_PROTOCOL_TEST if "test" in metrics else KNN_PROTOCOL_VAL, "k": p.knn_k,
-               "vote": p.knn_vote, "temperature": p.knn_temperature}
+               "vote": p.knn_vote, "temperature": p.knn_temperature, "centre": p.knn_centre}
     for split, m in metrics.items():
         run.log({"kind": "knn", "split": split, "k": p.knn_k, **m})
-        run.echo(f"kNN k={p.knn_k} ({p.knn_vote}) on {split}: {_line(m)}")
+        run.echo(f"kNN k={p.knn_k} ({p.knn_vote}{', centred' if p.knn_centre else ''}) on {split}: {_line(m)}")
     if "test" in metrics:
         results.update(metrics["test"], val=metrics["val"], test=metrics["test"])
     else:

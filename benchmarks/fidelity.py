@@ -13,9 +13,10 @@ statistics), and writes
 
 Usage: python benchmarks/fidelity.py [--out runs/fidelity] [--seeds 0 1 2] [--quick]
 Full study: 6 variants (random init, SMILE over dead leaves and three one-change variants of it, the paper's noise
-row) x 3 seeds, 1,600 pretraining steps (the recipe's, docs/fidelity.md section 17), finetuning 60 epochs on both
-tasks, 5 probes per encoder and task (about 6-7 h on 2 CPU cores, estimated from its parts: a 1,600-step student
-takes ~25-35 min of one core, an evaluation ~15-20; not measured end to end). --quick: SMILE vs
+row) x 3 seeds, 1,600 pretraining steps (the recipe's, docs/fidelity.md section 17), finetuning 120 epochs on both
+tasks (section 20: the epochs at which a random init fits), 5 probes per encoder and task (about 6-7 h on 2 CPU
+cores, estimated from its parts: a 1,600-step student takes ~20-35 min of one core, a 120-epoch finetuning ~11,
+the probes and kNN ~5; not measured end to end). --quick: SMILE vs
 random init only, 400 steps, finetuning 10 epochs on the motion task, one probe each, one seed unless --seeds is
 given (5.1 min for one seed on 2 idle cores, 2026-12-03).
 """
@@ -48,7 +49,7 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="default runs/fidelity (--quick: runs/fidelity_quick)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=None, help="pretraining epochs of 512 clips (default 100)")
-    ap.add_argument("--finetune-epochs", type=int, default=None, help="default 60 (FINETUNE_RECIPE)")
+    ap.add_argument("--finetune-epochs", type=int, default=None, help="default 120 (FINETUNE_RECIPE)")
     ap.add_argument("--variants", nargs="+", default=None, choices=list(VARIANTS))
     ap.add_argument("--finetune-tasks", nargs="*", default=None, choices=["motion", "appearance"],
                     help="tasks to finetune on (default both; --quick: motion)")

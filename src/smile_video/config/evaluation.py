@@ -63,8 +63,8 @@ class ProbeConfig:
     attentive_heads: int = 4  # attention heads of the attentive probe's query (must divide the feature dim)
     knn_vote: str = "weighted"  # weighted (exp(sim / T), T = knn_temperature) | majority
     knn_temperature: float = 0.07
-    # kNN on features minus the training features' mean (SimpleShot's CL2N); false: DINO's plain cosine. A feature
-    # shared by every clip otherwise decides the neighbours (docs/fidelity.md, section 20)
+    # kNN on features minus the training features' mean (SimpleShot's CL2N); false: DINO's plain cosine, which turns
+    # how clips differ along a vector they all share into a length and ignores it (docs/fidelity.md, section 20)
     knn_centre: bool = True
     test_clips: int = 1  # views per video whose features are averaged (train and val lists)
     test_crops: int = 1

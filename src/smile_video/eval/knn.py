@@ -1,5 +1,9 @@
 """k-nearest-neighbour classification on cached features, with cosine similarity.
 
+Two votes: `weighted` (each neighbour adds exp(similarity / temperature) to its class, as in Wu et al. 2018 and
+DINO, temperature 0.07) and `majority` (each neighbour adds 1; ties go to the class with the larger summed
+similarity).
+
 `centre=True` (the default of `smile knn`, ``probe.knn_centre``) subtracts the training features' mean from training
 and query features before the L2 normalisation (SimpleShot's CL2N, Wang et al. 2019). Without it (DINO's plain
 cosine), a component c shared by every clip, which a pretrained student's pooled features are mostly made of

@@ -76,9 +76,8 @@ PROBE_RECIPE = [*MODEL, "probe.sampling_rate=2", "probe.epochs=60", "probe.batch
 # 0.735 vs 0.704 motion, 0.622 vs 0.654 appearance; docs/fidelity.md section 20).
 FINETUNE_EPOCHS = 120
 FINETUNE_RECIPE = [*MODEL, "finetune.sampling_rate=2", f"finetune.epochs={FINETUNE_EPOCHS}",
-                   "finetune.batch_size=32",
-                   "finetune.lr=1e-2", "finetune.warmup_epochs=3", "finetune.mixup=0", "finetune.cutmix=0",
-                   "finetune.randaug_n=0", "finetune.reprob=0", "finetune.flip=false", "finetune.test_clips=1",
+                   "finetune.batch_size=32", "finetune.lr=1e-2", "finetune.warmup_epochs=3", "finetune.mixup=0",
+                   "finetune.cutmix=0", "finetune.randaug_n=0", "finetune.reprob=0", "finetune.flip=false", "finetune.test_clips=1",
                    "finetune.test_crops=1", "finetune.cache_frames=true"]
 
 # name -> overrides on top of PRETRAIN_RECIPE; None = no pretraining (random init).

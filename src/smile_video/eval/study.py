@@ -77,8 +77,8 @@ PROBE_RECIPE = [*MODEL, "probe.sampling_rate=2", "probe.epochs=60", "probe.batch
 FINETUNE_EPOCHS = 120
 FINETUNE_RECIPE = [*MODEL, "finetune.sampling_rate=2", f"finetune.epochs={FINETUNE_EPOCHS}",
                    "finetune.batch_size=32", "finetune.lr=1e-2", "finetune.warmup_epochs=3", "finetune.mixup=0",
-                   "finetune.cutmix=0", "finetune.randaug_n=0", "finetune.reprob=0", "finetune.flip=false", "finetune.test_clips=1",
-                   "finetune.test_crops=1", "finetune.cache_frames=true"]
+                   "finetune.cutmix=0", "finetune.randaug_n=0", "finetune.reprob=0", "finetune.flip=false",
+                   "finetune.test_clips=1", "finetune.test_crops=1", "finetune.cache_frames=true"]
 
 # name -> overrides on top of PRETRAIN_RECIPE; None = no pretraining (random init).
 VARIANTS: dict[str, list[str] | None] = {

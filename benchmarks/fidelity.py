@@ -11,7 +11,7 @@ statistics), and writes
     OUT/fidelity.md       the protocol, mean ± std per variant, and the paper's directions beside ours
     OUT/fidelity.png      grouped bars with seed-std error bars
 
-Usage: python benchmarks/fidelity.py [--out runs/fidelity] [--seeds 0 1 2] [--quick]
+Usage: python benchmarks/fidelity.py [--out runs/fidelity] [--seeds 0 1 2] [--quick | --gpu]
 Full study: 6 variants (random init, SMILE over dead leaves and three one-change variants of it, the paper's noise
 row) x 3 seeds, 1,600 pretraining steps (the recipe's, docs/fidelity.md section 17), finetuning 120 epochs on both
 tasks (section 20: the epochs at which a random init fits), 5 probes per encoder and task (about 6-7 h on 2 CPU
@@ -19,6 +19,10 @@ cores, estimated from its parts: a 1,600-step student takes ~20-35 min of one co
 the probes and kNN ~5; not measured end to end). --quick: SMILE vs
 random init only, 400 steps, finetuning 10 epochs on the motion task, one probe each, one seed unless --seeds is
 given (5.1 min for one seed on 2 idle cores, 2026-12-03).
+--gpu: issue 12's GPU study (`study.GPU_SCALE`): ViT-S, 16 frames at 112 px (16-px patches: the CPU recipe's
+token grid), the benchmark rendered at 112 px and 16 frames, SMILE vs random init, the CPU recipes otherwise (1,600
+steps, 120 finetuning epochs on both tasks, 5 probes); on one CUDA device. Not yet run on a GPU: its time is not
+measured (benchmarks/gpu_study.sh runs it on a lent device).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from pathlib import Path
 
 from smile_video.eval.study import (
     FINETUNE_RECIPE,
+    GPU_SCALE,
     PRETRAIN_RECIPE,
     PROBE_RECIPE,
     SMILE,
@@ -63,10 +68,18 @@ def main() -> None:
                          "(default: FINETUNE_RECIPE's one lr)")
     ap.add_argument("--quick", action="store_true",
                     help="SMILE vs random init, 400 steps, 10 finetuning epochs (motion); one seed unless --seeds")
+    ap.add_argument("--gpu", action="store_true",
+                    help="the GPU scale (study.GPU_SCALE: ViT-S, 16 frames at 112 px, SMILE vs random init); "
+                         "--model overrides go on top of its student")
     args = ap.parse_args()
+    if args.quick and args.gpu:
+        ap.error("--quick and --gpu are two scales: choose one")
 
-    out = args.out or ("runs/fidelity_quick" if args.quick else "runs/fidelity")  # a rerun resumes its results.json
-    s = StudySettings(out=Path(out), seeds=args.seeds, model=args.model, finetune_lrs=args.finetune_lrs)
+    # a rerun resumes its results.json
+    out = args.out or ("runs/fidelity_quick" if args.quick else "runs/fidelity_gpu" if args.gpu else "runs/fidelity")
+    scale = {k: list(v) if isinstance(v, list) else v for k, v in GPU_SCALE.items()} if args.gpu else {}
+    scale["model"] = [*scale.get("model", []), *args.model]
+    s = StudySettings(out=Path(out), seeds=args.seeds, finetune_lrs=args.finetune_lrs, **scale)
     if args.quick:
         s.seeds = args.seeds if "--seeds" in sys.argv else args.seeds[:1]
         s.epochs, s.finetune_epochs, s.finetune_tasks = 25, 10, ("motion",)
@@ -81,16 +94,20 @@ def main() -> None:
     start = time.time()
     runs = run_study(s)
     summary = summarize(runs)
+    student = s.student()
     minutes = (time.time() - start) / 60
     text = "\n".join([
         "# Fidelity study", "",
         f"Seeds {s.seeds}; pretraining {s.epochs} epochs x {s.epoch_size} clips (batch 32: "
         f"{s.epochs * s.epoch_size // 32} steps); finetuning {s.finetune_epochs} epochs on "
         f"{', '.join(s.finetune_tasks)}. "
-        f"Student: the tiny preset{' with ' + ', '.join(s.model) if s.model else ''}. "
+        f"Student: {student.preset}, {student.depth} blocks of width {student.embed_dim}, {student.num_frames} frames "
+        f"at {student.img_size} px, {student.patch_size}-px patches"
+        f"{' (the recipe with ' + ', '.join(s.model) + ')' if s.model else ''}. "
         f"This run: {minutes:.1f} min.", "",
         "Protocol (set from random-init runs, never changed to improve a pretrained score): embedded benchmark "
-        "(64 px, 16 frames read at stride 2; train and val on object pool A, test on the disjoint pool B). Linear "
+        f"({s.benchmark_size} px, {s.benchmark_frames} frames read at stride {s.sampling_rate}; train and val on "
+        "object pool A, test on the disjoint pool B). Linear "
         "probe: lrs and epoch chosen on val, test top-1 reported. kNN (k=10) on test. Finetuning: fixed recipe, last "
         "epoch, test top-1" + (f"; base lr chosen per encoder among {s.finetune_lrs} by the last epoch's val top-1"
         if s.finetune_lrs else "") + ". Statistics on the motion task's val clips. Mean ± sample std over seeds.", "",

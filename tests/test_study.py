@@ -206,3 +206,121 @@ def test_finetune_lrs_setting_is_checked_and_recorded(tmp_path):
     study.claim_study_dir(study.StudySettings(out=old))
     with pytest.raises(ValueError, match=r"finetune_lrs: \[\] there, \[0.001, 0.01\] now"):
         study.claim_study_dir(study.StudySettings(out=old, finetune_lrs=[1e-3, 1e-2]))
+
+
+def test_gpu_scale_reaches_every_variants_student_and_keeps_the_recipe(tmp_path, monkeypatch):
+    import smile_video.engine.pretrain as engine
+
+    seen = []
+    monkeypatch.setattr(engine, "pretrain", lambda cfg: seen.append(cfg) or tmp_path / "run")
+    s = study.StudySettings(out=tmp_path, **study.GPU_SCALE)
+    assert s.variants == ["random init", SMILE]
+    study.pretrain_variant(SMILE, 0, s)
+    study.pretrain_variant("dead leaves + motion, pixels", 0, s)
+    for cfg in seen:
+        m = cfg.model
+        assert (m.preset, m.depth, m.embed_dim, m.num_frames, m.img_size, m.patch_size) == ("vit_s", 12, 384, 16,
+                                                                                           112, 16)
+        assert m.grid == (8, 7, 7) and m.decoder_input_norm == "batch" and m.pos_embed == "separable"
+        assert cfg.data.num_workers == 12 and cfg.data.background == "deadleaves"
+    assert (seen[0].teacher.kind, seen[1].teacher.kind) == ("embedded", "pixel")
+    # the random init the probes and finetuning build is the same ViT-S
+    assert (s.student().embed_dim, s.student().num_frames, s.student().patch_size) == (384, 16, 16)
+    study.pretrain_variant(SMILE, 0, study.StudySettings(out=tmp_path / "cpu"))
+    assert seen[2].data.num_workers == -1 and seen[2].model.embed_dim == 128  # the CPU study as it was
+
+
+def test_evaluation_reads_the_clips_at_the_settings_stride(tmp_path, monkeypatch):
+    import smile_video.eval.features as features
+    import smile_video.eval.probe_job as probe_job
+
+    runs = _fake_evaluation(monkeypatch, {1e-2: (70.0, 80.0)})
+    probes, token_calls = [], []
+    fake_probe = {"best": {"top1": 1.0}, "selected": {"val": {"top1": 1.0}}}
+    monkeypatch.setattr(probe_job, "run_probe", lambda cfg, ckpt: probes.append(cfg) or fake_probe)
+    fake_tokens = features.encoder_tokens
+
+    def tokens(*a, **k):
+        token_calls.append(k)
+        return fake_tokens(*a, **k)
+
+    monkeypatch.setattr(features, "encoder_tokens", tokens)
+    study.evaluate_checkpoint(None, _tasks(tmp_path), tmp_path / "eval", 0, attentive=False, sampling_rate=1)
+    assert [c.probe.sampling_rate for c in probes] == [1] and runs[0].finetune.sampling_rate == 1
+    assert token_calls[0]["sampling_rate"] == 1
+    probes.clear()
+    study.evaluate_checkpoint(None, _tasks(tmp_path), tmp_path / "eval2", 0, attentive=False)
+    assert [c.probe.sampling_rate for c in probes] == [2] and runs[1].finetune.sampling_rate == 2  # the recipes'
+    with pytest.raises(ValueError, match="sampling_rate"):
+        study.evaluate_checkpoint(None, _tasks(tmp_path), tmp_path / "eval3", 0, sampling_rate=0)
+
+
+def test_the_study_renders_its_benchmark_at_the_settings_size_and_refuses_clips_too_short(tmp_path, monkeypatch):
+    import smile_video.eval.benchmark as benchmark
+
+    specs = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(root, spec, *a, **k):
+        specs.append(spec)
+        raise Stop
+
+    monkeypatch.setattr(benchmark, "generate_benchmark", capture)
+    with pytest.raises(Stop):
+        study.run_study(study.StudySettings(out=tmp_path / "gpu", **study.GPU_SCALE))
+    with pytest.raises(Stop):
+        study.run_study(study.StudySettings(out=tmp_path / "cpu"))
+    assert [(sp.num_frames, sp.size) for sp in specs] == [(16, 112), (16, 64)]
+    assert json.loads((tmp_path / "gpu" / "study.json").read_text())["sampling_rate"] == 1
+    # 16 frames at stride 2 do not fit in a 16-frame clip: refused before the folder is claimed or anything rendered
+    short = study.StudySettings(out=tmp_path / "short", **{**study.GPU_SCALE, "sampling_rate": 2})
+    with pytest.raises(ValueError, match="16 frames at stride 2 .* a benchmark clip has 16"):
+        study.run_study(short)
+    assert len(specs) == 2 and not (tmp_path / "short" / "study.json").exists()
+    for bad in ({"benchmark_size": 0}, {"sampling_rate": 0}, {"num_workers": -2}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            study.StudySettings(out=tmp_path, **bad)
+
+
+def test_the_study_probes_every_run_before_finetuning_any_and_resumes_a_cut_run(tmp_path, monkeypatch):
+    """A study cut short (a time limit on a lent GPU) keeps every seed's probe cells: all (seed, variant) runs are
+    probed before the first finetuning; a rerun finetunes only what is missing and merges it into the same run."""
+    import smile_video.eval.benchmark as benchmark
+
+    calls, cut = [], [2]  # the time limit strikes during the second finetuning of the first run
+
+    class TimeLimit(Exception):
+        pass
+
+    def fake_evaluate(ckpt, tasks, out, seed, *a, finetune=True, probes=True, **k):
+        calls.append(("probe" if probes else "finetune", out.parent.name, seed))
+        if probes:
+            return {"motion": {"probe": 10.0 + seed}, "stats": {}}
+        if cut and sum(c[0] == "finetune" for c in calls) == cut[0]:
+            cut.clear()
+            raise TimeLimit
+        return {"motion": {"finetune": 50.0 + seed, "finetune_val": 60.0}}
+
+    monkeypatch.setattr(benchmark, "generate_benchmark", lambda root, spec: {})
+    monkeypatch.setattr(study, "pretrain_variant", lambda name, seed, settings: None)
+    monkeypatch.setattr(study, "evaluate_checkpoint", fake_evaluate)
+    s = study.StudySettings(out=tmp_path, seeds=[0, 1], variants=["random init", SMILE], finetune_tasks=("motion",))
+    with pytest.raises(TimeLimit):
+        study.run_study(s, log=lambda *_: None)
+    assert [c[0] for c in calls] == ["probe"] * 4 + ["finetune"] * 2  # every probe before any finetuning
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert len(saved) == 4 and [saved[k]["finetuned"] for k in saved] == [True, False, False, False]
+    assert saved["random init|0"]["motion"] == {"probe": 10.0, "finetune": 50.0, "finetune_val": 60.0}
+    calls.clear()
+    runs = study.run_study(s, log=lambda *_: None)  # the rerun: no probe again, the three missing finetunings
+    assert [c[0] for c in calls] == ["finetune"] * 3
+    assert all(r["finetuned"] and r["motion"]["finetune"] == 50.0 + int(k[-1]) for k, r in runs.items())
+    assert all(r["motion"]["probe"] == 10.0 + int(k[-1]) for k, r in runs.items())
+    # a run recorded in one pass, before this order (no "finetuned"), counts as complete
+    old = {k: {kk: v for kk, v in r.items() if kk != "finetuned"} for k, r in runs.items()}
+    (tmp_path / "results.json").write_text(json.dumps(old))
+    calls.clear()
+    study.run_study(s, log=lambda *_: None)
+    assert calls == []

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +25,9 @@ from typing import Any
 from ..config import FinetuneJob, PretrainJob, ProbeJob, load_config
 from ..runlog import atomic_write_text
 
-__all__ = ["PRETRAIN_RECIPE", "PROBE_RECIPE", "FINETUNE_RECIPE", "FINETUNE_EPOCHS", "VARIANTS", "CORE_VARIANTS",
-           "PAPER_DIRECTIONS", "StudySettings", "pretrain_variant", "evaluate_checkpoint", "run_study", "summarize",
-           "mean_std", "directions_table", "plot_study"]
+__all__ = ["PRETRAIN_RECIPE", "PROBE_RECIPE", "FINETUNE_RECIPE", "FINETUNE_EPOCHS", "GPU_SCALE", "VARIANTS",
+           "CORE_VARIANTS", "PAPER_DIRECTIONS", "StudySettings", "pretrain_variant", "evaluate_checkpoint", "run_study",
+           "summarize", "mean_std", "directions_table", "plot_study"]
 
 # The CPU-scale recipe, as data (docs/fidelity.md says how it was chosen). The student: the tiny preset (4 blocks of
 # width 128, 8 frames at 64 px; the benchmark's 16-frame clips are read at stride 2) with 8-px patches, an 8 x 8
@@ -145,6 +146,15 @@ class StudySettings:
     # finetuning base lrs: each encoder is finetuned at every one and the lr with the best final val top-1 is reported
     # (its test top-1); empty = FINETUNE_RECIPE's one lr, set on random-init runs (docs/fidelity.md, section 17)
     finetune_lrs: list[float] = field(default_factory=list)
+    # the embedded benchmark's clips (frames, px) and the frame stride the probes and finetuning read them at: the
+    # student's frames x the stride must fit in a clip (the tiny student reads 8 of 16 at stride 2)
+    benchmark_frames: int = 16
+    benchmark_size: int = 64
+    sampling_rate: int = 2
+    # pretraining DataLoader workers (data.num_workers; -1: the engine's auto, none for synthetic clips). A GPU
+    # outruns the dead-leaves backgrounds painted in the training process (~0.45 s a batch of 32 at 112 px on one
+    # core), so the GPU scale paints them in workers.
+    num_workers: int = -1
     quiet: bool = True
 
     def __post_init__(self) -> None:
@@ -152,6 +162,36 @@ class StudySettings:
             if not o.startswith("model.") or "=" not in o:
                 raise ValueError(f"StudySettings.model: {o!r} is not a model.KEY=VALUE override")
         _check_finetune_lrs(self.finetune_lrs, "StudySettings.finetune_lrs")
+        for name in ("benchmark_frames", "benchmark_size", "sampling_rate"):
+            if not getattr(self, name) >= 1:
+                raise ValueError(f"StudySettings.{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.num_workers < -1:
+            raise ValueError(f"StudySettings.num_workers must be >= -1 (-1 = auto), got {self.num_workers}")
+
+    def student(self):
+        """The student's `ModelConfig` under this study's `model` overrides (the random init's; every variant's)."""
+        return load_config(ProbeJob, overrides=[*PROBE_RECIPE, *self.model]).model
+
+    def check_clip_length(self) -> None:
+        """The student's frames at `sampling_rate` must fit in a benchmark clip: refused before any work."""
+        m = self.student()
+        if m.num_frames * self.sampling_rate > self.benchmark_frames:
+            raise ValueError(f"the study's student reads {m.num_frames} frames at stride {self.sampling_rate} "
+                             f"({m.num_frames * self.sampling_rate} frames) but a benchmark clip has "
+                             f"{self.benchmark_frames}: raise benchmark_frames or lower sampling_rate")
+
+
+# The study at ViT-S on a GPU (issue 12 item 4: ViT-S, 16 frames at 112 px): StudySettings fields, as data. 16-px
+# patches keep the token grid of the CPU recipe's (7 x 7 here, 8 x 8 there: 8-px patches on 64 px), so the objects
+# cover as many tokens; the benchmark is rendered at 112 px with 16 frames, read at stride 1 (the tiny student reads
+# its 16-frame clips at stride 2: both see a whole clip); the dead-leaves backgrounds are painted by 12 DataLoader
+# workers (of the lent machines' 16 cores). SMILE against random init; the other variants with --variants. The
+# recipes are the CPU ones otherwise. Not yet run on a GPU (docs/fidelity.md section 22 estimates its time).
+GPU_SCALE: dict[str, Any] = {
+    "model": ["model.preset=vit_s", "model.img_size=112", "model.num_frames=16", "model.patch_size=16"],
+    "benchmark_frames": 16, "benchmark_size": 112, "sampling_rate": 1, "num_workers": 12,
+    "variants": ["random init", SMILE],
+}
 
 
 def _lr_key(lr: float) -> str:
@@ -180,7 +220,8 @@ def pretrain_variant(name: str, seed: int, settings: StudySettings) -> Path | No
         return out / "model"
     cfg = load_config(PretrainJob, overrides=[
         *PRETRAIN_RECIPE, *settings.model, *over, f"train.epochs={settings.epochs}",
-        f"data.epoch_size={settings.epoch_size}", f"train.seed={seed}", f"run.out_dir={out}",
+        f"data.epoch_size={settings.epoch_size}", f"data.num_workers={settings.num_workers}", f"train.seed={seed}",
+        f"run.out_dir={out}",
         f"run.quiet={str(settings.quiet).lower()}", "run.resume=auto"])
     return pretrain(cfg) / "model"
 
@@ -189,7 +230,8 @@ def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Pat
                         finetune_epochs: int = FINETUNE_EPOCHS, quiet: bool = True,
                         finetune: bool | tuple[str, ...] = True,
                         attentive: bool = True, probe_repeats: int = 1, model: Sequence[str] = (),
-                        finetune_lrs: Sequence[float] = ()) -> dict[str, Any]:
+                        finetune_lrs: Sequence[float] = (), sampling_rate: int = 2,
+                        probes: bool = True) -> dict[str, Any]:
     """Probe and kNN one encoder on every task, finetune it on every task (``finetune=True``), none (False) or the
     named ones; feature statistics on the motion task's val clips. `probe_repeats`: independent linear and attentive
     probes on the same features, their mean reported (probe.repeats; "probe_std" / "attentive_std" their spread).
@@ -197,17 +239,23 @@ def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Pat
     `finetune_lrs`: finetune at each of these base lrs (run directories ``finetune_lr<lr>``) and report the one whose
     final val top-1 is best (the first listed on a tie): "finetune_lr" the chosen lr, "finetune_grid" {lr: {"val",
     "test"}}; empty: FINETUNE_RECIPE's lr alone (directory ``finetune``).
+    `sampling_rate`: the frame stride probes, finetuning and the statistics read the clips at (the recipes' 2 by
+    default). `probes=False`: finetuning only (no probes, kNN or statistics; {task: {"finetune", ...}}).
 
     Returns {task: {"probe", "probe_val", "attentive", "attentive_val", "knn", "finetune", "finetune_val"},
     "stats": feature_stats,
     "similarity_map_centred": (T', T') nested list, the clips' mean centred similarity}: test top-1 unless "_val".
     """
+    import torch
+
     from ..checkpoint import read_config
     from .diagnostics import centred_frame_similarity, feature_stats
     from .features import encoder_tokens
     from .finetune import finetune as run_finetune
     from .probe_job import run_knn, run_probe
 
+    if sampling_rate < 1:
+        raise ValueError(f"evaluate_checkpoint: sampling_rate must be >= 1, got {sampling_rate}")
     _check_finetune_lrs(finetune_lrs, "evaluate_checkpoint: finetune_lrs")
     ckpt = str(checkpoint) if checkpoint else None
     res: dict[str, Any] = {}
@@ -217,14 +265,17 @@ def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Pat
         lists = [f"probe.train_list={tl.train}", f"probe.val_list={tl.val}", f"probe.test_list={tl.test}",
                  f"probe.data_root={tl.root}"]
         # probe and kNN are redone on a rerun (their features are cached): their run directories are replaced
-        ov = [*PROBE_RECIPE, *model, *lists, f"probe.seed={seed}", f"probe.repeats={probe_repeats}",
+        ov = [*PROBE_RECIPE, *model, *lists, f"probe.sampling_rate={sampling_rate}", f"probe.seed={seed}",
+              f"probe.repeats={probe_repeats}",
               f"run.out_dir={d / 'probe'}", f"probe.cache_dir={d / 'features'}", q, "run.overwrite=true"]
-        probe = run_probe(load_config(ProbeJob, overrides=ov), ckpt)
-        knn = run_knn(load_config(ProbeJob, overrides=[*ov, f"run.out_dir={d / 'knn'}"]), ckpt)
-        r = {"probe": probe["best"]["top1"], "probe_val": probe["selected"]["val"]["top1"], "knn": knn["top1"]}
-        if probe_repeats > 1:
-            r["probe_std"] = probe["best_std"]["top1"]
-        if attentive:  # V-JEPA's attentive probe on every token, same lrs / epochs / selection as the linear one
+        r: dict[str, Any] = {}
+        if probes:
+            probe = run_probe(load_config(ProbeJob, overrides=ov), ckpt)
+            knn = run_knn(load_config(ProbeJob, overrides=[*ov, f"run.out_dir={d / 'knn'}"]), ckpt)
+            r = {"probe": probe["best"]["top1"], "probe_val": probe["selected"]["val"]["top1"], "knn": knn["top1"]}
+            if probe_repeats > 1:
+                r["probe_std"] = probe["best_std"]["top1"]
+        if probes and attentive:  # V-JEPA's attentive probe on every token, same lrs / epochs / selection
             att = run_probe(load_config(ProbeJob, overrides=[*ov, "probe.head=attentive",
                                                               f"run.out_dir={d / 'attentive'}"]), ckpt)
             r["attentive"], r["attentive_val"] = att["best"]["top1"], att["selected"]["val"]["top1"]
@@ -238,7 +289,8 @@ def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Pat
                 lr_over, run_dir = ([], d / "finetune") if lr is None else ([f"finetune.lr={lr}"],
                                                                             d / f"finetune_lr{_lr_key(lr)}")
                 ft = run_finetune(load_config(FinetuneJob, overrides=[
-                    *FINETUNE_RECIPE, *model, *fl, f"finetune.epochs={finetune_epochs}", f"finetune.seed={seed}",
+                    *FINETUNE_RECIPE, *model, *fl, f"finetune.sampling_rate={sampling_rate}",
+                    f"finetune.epochs={finetune_epochs}", f"finetune.seed={seed}",
                     *lr_over, f"run.out_dir={run_dir}", "run.resume=auto", q]), ckpt)
                 scores.append({"val": ft["final"]["top1"], "test": ft["test"]["top1"]})
             best = max(range(len(lrs)), key=lambda i: scores[i]["val"])  # max keeps the first of equal values
@@ -247,10 +299,12 @@ def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Pat
                 r["finetune_lr"] = lrs[best]
                 r["finetune_grid"] = {_lr_key(lr): score for lr, score in zip(lrs, scores)}
         res[task] = r
+    if not probes:
+        return res
     model_cfg = read_config(ckpt) if ckpt else load_config(ProbeJob, overrides=[*PROBE_RECIPE, *model]).model
     tl = tasks["motion"]
-    tokens, _ = encoder_tokens(ckpt, model_cfg, str(tl.val), str(tl.root), sampling_rate=2, max_clips=160,
-                               seed=seed)
+    tokens, _ = encoder_tokens(ckpt, model_cfg, str(tl.val), str(tl.root), sampling_rate=sampling_rate,
+                               max_clips=160, seed=seed, device="cuda" if torch.cuda.is_available() else "cpu")
     res["stats"] = feature_stats(tokens, model_cfg.grid)
     res["similarity_map_centred"] = centred_frame_similarity(tokens, model_cfg.grid).nanmean(dim=0).tolist()
     return res
@@ -258,7 +312,7 @@ def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Pat
 
 # the settings every result of a study folder depends on (seeds and variants may grow on a rerun)
 SETTINGS_KEYS = ("model", "epochs", "epoch_size", "finetune_epochs", "finetune_tasks", "probe_repeats",
-                 "finetune_lrs")
+                 "finetune_lrs", "benchmark_frames", "benchmark_size", "sampling_rate", "num_workers")
 
 
 def _recipes() -> dict[str, list[str]]:
@@ -294,33 +348,65 @@ def claim_study_dir(settings: StudySettings) -> None:
 
 
 def run_study(settings: StudySettings, log=print) -> dict[str, Any]:
-    """Every (variant, seed): pretrain, evaluate; results.json (written after each run) and the tables. The folder's
-    settings are checked first (`claim_study_dir`)."""
+    """Every (seed, variant): pretrain, probe and describe; then every one finetuned (two passes, see below);
+    results.json written after each step. The folder's settings are checked first (`claim_study_dir`)."""
     from .benchmark import BenchmarkSpec, generate_benchmark
 
+    settings.check_clip_length()
     claim_study_dir(settings)
-    tasks = generate_benchmark(settings.out / "benchmark", BenchmarkSpec(num_frames=16, size=64, seed=0))
+    spec = BenchmarkSpec(num_frames=settings.benchmark_frames, size=settings.benchmark_size, seed=0)
+    tasks = generate_benchmark(settings.out / "benchmark", spec)
     path = settings.out / "results.json"
     runs: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
-    for seed in settings.seeds:
-        for name in settings.variants:
-            key = f"{name}|{seed}"
-            if key in runs:
-                continue
-            log(f"[study] {name}, seed {seed}")
-            ckpt = pretrain_variant(name, seed, settings)
-            r = evaluate_checkpoint(ckpt, tasks, settings.out / "eval" / _slug(name) / f"seed{seed}", seed,
-                                    settings.finetune_epochs, settings.quiet, settings.finetune_tasks,
-                                    probe_repeats=settings.probe_repeats, model=settings.model,
-                                    finetune_lrs=settings.finetune_lrs)
-            if ckpt is not None:
-                from .pretext import checkpoint_pretext_report
+    # Two passes: every (seed, variant) pretrained, probed and described first, then finetuned, so a study cut short
+    # (a time limit on a lent GPU) has the probe cells of every seed before any finetuning. The numbers are those of
+    # one pass per run. A run recorded without "finetuned" (one pass, before this order) is complete.
+    keys = [(seed, name) for seed in settings.seeds for name in settings.variants]
+    for seed, name in keys:
+        key = f"{name}|{seed}"
+        if key in runs:
+            continue
+        log(f"[study] {name}, seed {seed}")
+        start = time.perf_counter()
+        ckpt = pretrain_variant(name, seed, settings)
+        pretrained = time.perf_counter()
+        r = evaluate_checkpoint(ckpt, tasks, _eval_dir(settings, name, seed), seed, settings.finetune_epochs,
+                                settings.quiet, finetune=False, probe_repeats=settings.probe_repeats,
+                                model=settings.model, sampling_rate=settings.sampling_rate)
+        if ckpt is not None:
+            from .pretext import checkpoint_pretext_report
 
-                cfg = load_config(PretrainJob, [str(ckpt.parent / "config.yaml")])  # the run's own config
-                r["pretext"] = checkpoint_pretext_report(ckpt, cfg)
-            runs[key] = r
-            atomic_write_text(path, json.dumps(runs, indent=1, default=float))
+            cfg = load_config(PretrainJob, [str(ckpt.parent / "config.yaml")])  # the run's own config
+            r["pretext"] = checkpoint_pretext_report(ckpt, cfg)
+        # wall seconds of this process's parts (a resumed pretraining counts only what ran now)
+        r["seconds"] = {"pretrain": pretrained - start, "evaluate": time.perf_counter() - pretrained}
+        r["finetuned"] = not settings.finetune_tasks
+        log(f"[study] {name}, seed {seed}: pretraining {r['seconds']['pretrain']:.0f} s, probes and statistics "
+            f"{r['seconds']['evaluate']:.0f} s")
+        runs[key] = r
+        atomic_write_text(path, json.dumps(runs, indent=1, default=float))
+    for seed, name in keys:
+        key = f"{name}|{seed}"
+        if runs[key].get("finetuned", True):
+            continue
+        log(f"[study] {name}, seed {seed}: finetuning on {', '.join(settings.finetune_tasks)}")
+        start = time.perf_counter()
+        ft = evaluate_checkpoint(pretrain_variant(name, seed, settings), tasks, _eval_dir(settings, name, seed), seed,
+                                 settings.finetune_epochs, settings.quiet, settings.finetune_tasks,
+                                 model=settings.model, finetune_lrs=settings.finetune_lrs,
+                                 sampling_rate=settings.sampling_rate, probes=False)
+        r = runs[key]
+        for task, scores in ft.items():
+            r.setdefault(task, {}).update(scores)
+        r["seconds"]["finetune"] = time.perf_counter() - start
+        r["finetuned"] = True
+        log(f"[study] {name}, seed {seed}: finetuning {r['seconds']['finetune']:.0f} s")
+        atomic_write_text(path, json.dumps(runs, indent=1, default=float))
     return runs
+
+
+def _eval_dir(settings: StudySettings, name: str, seed: int) -> Path:
+    return settings.out / "eval" / _slug(name) / f"seed{seed}"
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

@@ -12,6 +12,6 @@ fi
 if [ -d .devpkgs ]; then
   export PYTHONPATH="$PYTHONPATH:$PWD/.devpkgs" SMILE_VIDEO_CACHE=/tmp/smile-cache
   mkdir -p "$SMILE_VIDEO_CACHE"
-  dst=$(python3 -c "from smile_video.objects.default import default_bank_path; print(default_bank_path())")
-  cp .devpkgs/bank.safetensors "$dst"
+  smile_bank=$(python3 -c "from smile_video.objects.default import default_bank_path; print(default_bank_path())")
+  cp .devpkgs/bank.safetensors "$smile_bank"
 fi

@@ -6,7 +6,8 @@
 # carry=[".devpkgs"] to the device tool.
 # With --av it also downloads PyAV's wheel for the device's Python (3.12) into .whl/ (git-ignored too), which
 # benchmarks/device_env.sh installs there: benchmarks/gpu_study.sh needs it (the embedded benchmark is mp4). Sizes
-# (2026-12-04): .devpkgs 27.5 MiB, the wheel 33.4 MiB, the tracked tree ~2.2 MiB: ~63 MiB of the tool's 64.
+# (2026-12-04): .devpkgs 28.2 MiB, the wheel 33.4 MiB, the tracked tree 1.7 MiB: 63.3 MiB of the tool's 64 (carry
+# nothing else, and keep large files out of the tree).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--av" ]; then

@@ -28,6 +28,7 @@ measured (benchmarks/gpu_study.sh runs it on a lent device).
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 from pathlib import Path
@@ -77,7 +78,7 @@ def main() -> None:
 
     # a rerun resumes its results.json
     out = args.out or ("runs/fidelity_quick" if args.quick else "runs/fidelity_gpu" if args.gpu else "runs/fidelity")
-    scale = {k: list(v) if isinstance(v, list) else v for k, v in GPU_SCALE.items()} if args.gpu else {}
+    scale = copy.deepcopy(GPU_SCALE) if args.gpu else {}  # StudySettings keeps its lists: not the module's
     scale["model"] = [*scale.get("model", []), *args.model]
     s = StudySettings(out=Path(out), seeds=args.seeds, finetune_lrs=args.finetune_lrs, **scale)
     if args.quick:

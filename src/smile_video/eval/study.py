@@ -128,6 +128,11 @@ PAPER_DIRECTIONS = [
 ]
 
 
+def student_config(model: Sequence[str] = ()):
+    """The random-init student's `ModelConfig`: the recipes' model keys with `model.*` overrides on top."""
+    return load_config(ProbeJob, overrides=[*PROBE_RECIPE, *model]).model
+
+
 @dataclass
 class StudySettings:
     out: Path
@@ -170,7 +175,7 @@ class StudySettings:
 
     def student(self):
         """The student's `ModelConfig` under this study's `model` overrides (the random init's; every variant's)."""
-        return load_config(ProbeJob, overrides=[*PROBE_RECIPE, *self.model]).model
+        return student_config(self.model)
 
     def check_clip_length(self) -> None:
         """The student's frames at `sampling_rate` must fit in a benchmark clip: refused before any work."""
@@ -246,9 +251,8 @@ def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Pat
     "stats": feature_stats,
     "similarity_map_centred": (T', T') nested list, the clips' mean centred similarity}: test top-1 unless "_val".
     """
-    import torch
-
     from ..checkpoint import read_config
+    from ..devices import resolve_device
     from .diagnostics import centred_frame_similarity, feature_stats
     from .features import encoder_tokens
     from .finetune import finetune as run_finetune
@@ -301,10 +305,10 @@ def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Pat
         res[task] = r
     if not probes:
         return res
-    model_cfg = read_config(ckpt) if ckpt else load_config(ProbeJob, overrides=[*PROBE_RECIPE, *model]).model
+    model_cfg = read_config(ckpt) if ckpt else student_config(model)
     tl = tasks["motion"]
     tokens, _ = encoder_tokens(ckpt, model_cfg, str(tl.val), str(tl.root), sampling_rate=sampling_rate,
-                               max_clips=160, seed=seed, device="cuda" if torch.cuda.is_available() else "cpu")
+                               max_clips=160, seed=seed, device=resolve_device("auto"))
     res["stats"] = feature_stats(tokens, model_cfg.grid)
     res["similarity_map_centred"] = centred_frame_similarity(tokens, model_cfg.grid).nanmean(dim=0).tolist()
     return res

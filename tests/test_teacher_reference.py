@@ -1,10 +1,13 @@
 """eval/teacher_reference.py: the teacher's own targets, pooled and probed like an encoder's tokens."""
 
+import dataclasses
+
 import pytest
 import torch
 
 from smile_video.config import ProbeJob, TeacherConfig, load_config
 from smile_video.data.normalize import normalize
+from smile_video.eval import probe_job
 from smile_video.eval import teacher_reference as ref
 from smile_video.eval.benchmark import BenchmarkSpec, generate_benchmark
 from smile_video.eval.features import clip_loader
@@ -36,13 +39,13 @@ def test_teacher_tokens_undo_the_encoders_normalisation():
 def test_the_probe_reads_the_mean_pooled_targets_of_every_split(job, monkeypatch):
     teacher = build_teacher(TeacherConfig(kind="embedded"), job.model)
     seen = []
-    real = ref.train_linear_probe
+    real = probe_job.train_linear_probe  # the probes run through probe_job.probe_repeats
 
     def spy(train_feats, train_labels, val_feats, val_labels, p, g, **k):
         seen.append((train_feats, train_labels, val_feats, k["test_feats"]))
         return real(train_feats, train_labels, val_feats, val_labels, p, g, **k)
 
-    monkeypatch.setattr(ref, "train_linear_probe", spy)
+    monkeypatch.setattr(probe_job, "train_linear_probe", spy)
     out = ref.teacher_reference(job, teacher)
     # every split's features: the teacher's targets of its clips (centre view), mean over tokens, in list order
     for feats, path in ((seen[0][0], job.probe.train_list), (seen[0][2], job.probe.val_list),
@@ -63,3 +66,10 @@ def test_a_missing_list_is_refused_before_the_teacher_runs(job, tmp_path):
                                            f"probe.val_list={job.probe.val_list}"])
     with pytest.raises(FileNotFoundError, match="none.csv"):
         ref.teacher_reference(bad, TeacherConfig(kind="embedded"))
+
+
+def test_an_attentive_head_is_refused_before_the_teacher_runs(job, monkeypatch):
+    monkeypatch.setattr(ref, "build_teacher", lambda *a, **k: pytest.fail("the teacher was built"))
+    attentive = dataclasses.replace(job, probe=dataclasses.replace(job.probe, head="attentive"))
+    with pytest.raises(ValueError, match="probe.head='attentive'"):
+        ref.teacher_reference(attentive, TeacherConfig(kind="embedded"))

@@ -12,7 +12,7 @@ encoder's frame-feature similarity on the val list, paper Fig. 4).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,8 @@ from .knn import knn_evaluate
 from .linear_probe import ProbeResult, train_linear_probe
 from .similarity import save_similarity
 
-__all__ = ["check_lists", "probe_features", "repeat_seed", "mean_of_repeats", "run_probe", "run_knn",
-           "KNN_PROTOCOL_VAL", "KNN_PROTOCOL_TEST"]
+__all__ = ["check_lists", "probe_features", "repeat_seed", "probe_repeats", "mean_of_repeats", "run_probe",
+           "run_knn", "KNN_PROTOCOL_VAL", "KNN_PROTOCOL_TEST"]
 
 KNN_PROTOCOL_VAL = "kNN on val (no test list)"
 KNN_PROTOCOL_TEST = "kNN on test, train features as the bank (val also reported)"
@@ -140,6 +140,28 @@ def mean_of_repeats(results: list[ProbeResult]) -> dict[str, Any]:
     return out
 
 
+def probe_repeats(train: Any, val: Any, test: Any | None, p: ProbeConfig, device: torch.device,
+                  num_classes: int | None = None,
+                  log_for: Callable[[int], Callable[[dict[str, Any]], None]] | None = None) -> list[ProbeResult]:
+    """The `p.repeats` independent probes (`p.head`: linear on pooled features, attentive on tokens) of one feature
+    set, repeat r drawn from `repeat_seed(p.seed, r)`. train / val / test: objects with `.feats` and `.labels`
+    (test may be None: best of val). `log_for(r)`: the per-epoch logger of repeat r."""
+    out = []
+    for r in range(p.repeats):
+        g = torch.Generator().manual_seed(repeat_seed(p.seed, r))
+        log = None if log_for is None else log_for(r)
+        test_x, test_y = (None, None) if test is None else (test.feats, test.labels)
+        if p.head == "attentive":
+            out.append(train_attentive_probe(train.feats, train.labels, val.feats, val.labels, p, g,
+                                             num_classes=num_classes, device=device, log=log, test_tokens=test_x,
+                                             test_labels=test_y, num_heads=p.attentive_heads))
+        else:
+            out.append(train_linear_probe(train.feats, train.labels, val.feats, val.labels, p, g,
+                                          num_classes=num_classes, device=device, log=log, test_feats=test_x,
+                                          test_labels=test_y))
+    return out
+
+
 def run_probe(cfg: ProbeJob, checkpoint: str | None) -> dict[str, Any]:
     """Linear (probe.head=linear) or attentive (probe.head=attentive, on every output token) probing with every lr of
     `cfg.probe.lrs` trained together, `cfg.probe.repeats` times on the same features. Returns results.json's
@@ -153,26 +175,14 @@ def run_probe(cfg: ProbeJob, checkpoint: str | None) -> dict[str, Any]:
     train, val, test = sets["train"], sets["val"], sets.get("test")
     bar = run.progress(total=p.epochs * p.repeats, desc="probe")
     device = resolve_device(p.device)
-    results_list: list[ProbeResult] = []
-    for r in range(p.repeats):
-        g = torch.Generator().manual_seed(repeat_seed(p.seed, r))
 
-        def log(record: dict[str, Any], r: int = r) -> None:
+    def log_for(r: int) -> Callable[[dict[str, Any]], None]:
+        def log(record: dict[str, Any]) -> None:
             run.log({"kind": "probe", **({"repeat": r} if p.repeats > 1 else {}), **record})
             bar.update(1)
+        return log
 
-        if attentive:
-            result = train_attentive_probe(train.feats, train.labels, val.feats, val.labels, p, g,
-                                           num_classes=head["num_classes"], device=device, log=log,
-                                           test_tokens=None if test is None else test.feats,
-                                           test_labels=None if test is None else test.labels,
-                                           num_heads=p.attentive_heads)
-        else:
-            result = train_linear_probe(train.feats, train.labels, val.feats, val.labels, p, g,
-                                        num_classes=head["num_classes"], device=device, log=log,
-                                        test_feats=None if test is None else test.feats,
-                                        test_labels=None if test is None else test.labels)
-        results_list.append(result)
+    results_list = probe_repeats(train, val, test, p, device, num_classes=head["num_classes"], log_for=log_for)
     bar.close()
     result = results_list[0]
     results = {**head, "head": p.head, **result.to_dict()}

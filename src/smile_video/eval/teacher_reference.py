@@ -23,8 +23,7 @@ from ..config import ProbeJob, TeacherConfig
 from ..data.normalize import IMAGENET_MEAN, IMAGENET_STD
 from ..teachers import Teacher, build_teacher
 from .features import clip_loader, extract_features
-from .linear_probe import train_linear_probe
-from .probe_job import check_lists, mean_of_repeats, repeat_seed
+from .probe_job import check_lists, mean_of_repeats, probe_repeats
 
 __all__ = ["TeacherTokens", "teacher_reference"]
 
@@ -58,6 +57,9 @@ def teacher_reference(cfg: ProbeJob, teacher: TeacherConfig | Teacher,
     """
     p = cfg.probe
     check_lists(p)
+    if p.head != "linear":
+        raise ValueError(f"teacher_reference: probes the pooled targets linearly; probe.head={p.head!r} is not "
+                         "supported")
     device = torch.device(device)
     built = teacher if isinstance(teacher, Teacher) else build_teacher(teacher, cfg.model)
     encoder = TeacherTokens(built).to(device).eval()
@@ -66,11 +68,5 @@ def teacher_reference(cfg: ProbeJob, teacher: TeacherConfig | Teacher,
         if path:
             loader = clip_loader(cfg.model, path, p.data_root, p.sampling_rate, batch_size=8)
             sets[split] = extract_features(encoder, loader, cfg.model.grid, device)  # feats (N, 1, D)
-    train, val, test = sets["train"], sets["val"], sets.get("test")
-    results = []
-    for r in range(p.repeats):
-        g = torch.Generator().manual_seed(repeat_seed(p.seed, r))
-        results.append(train_linear_probe(train.feats, train.labels, val.feats, val.labels, p, g, device=device,
-                                          test_feats=None if test is None else test.feats,
-                                          test_labels=None if test is None else test.labels))
+    results = probe_repeats(sets["train"], sets["val"], sets.get("test"), p, device)
     return {**mean_of_repeats(results), "repeats": [x.to_dict() for x in results]}

@@ -319,27 +319,37 @@ def test_subset_of_a_complete_benchmark_is_not_regenerated(bench):
     assert json.loads((root / "spec.json").read_text())["tasks"] == ["motion", "appearance"]
 
 
-def test_same_seed_same_frames_other_seed_other_frames(tmp_path):
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float(((a.float() - b.float()) ** 2).mean())
+    return math.inf if mse == 0 else 10 * math.log10(255 ** 2 / mse)
+
+
+def test_same_seed_same_clips_other_seed_other_clips(tmp_path):
+    """The rendered clips are a function of the spec; the mp4s hold them up to the encoder's loss. libx264 (PyAV's,
+    one thread) does not give the same bytes for every clip on every run (~1 % of 64-px clips have two encodings;
+    docs/benchmark_tasks.md), so two generations' files agree to within that noise, not to the byte."""
     spec = BenchmarkSpec(**{**TINY, "train_per_class": 1, "motion_classes": ("move_right", "shrink")})
-    generate_benchmark(tmp_path / "a", spec)
-    generate_benchmark(tmp_path / "b", spec)
-    generate_benchmark(tmp_path / "c", BenchmarkSpec(**{**TINY, "train_per_class": 1, "seed": 1,
-                                                         "motion_classes": ("move_right", "shrink")}))
-
-    def same_bytes(rel: str) -> bool:
-        return (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
-
-    for rel in ("motion/val/shrink_0000.mp4", "appearance/train/animal_0000.mp4", "motion/test/shrink_0000.mp4",
-                "appearance/test/animal_0000.mp4"):
-        a, b, c = (read_video(tmp_path / x / rel)[0] for x in "abc")
-        assert a.shape == b.shape, f"{rel}: two generations of one spec decode to {a.shape} and {b.shape}"
-        differ = (a != b).any(-1)  # (T, H, W): pixels where two generations of one spec disagree
-        assert not differ.any(), (
-            f"{rel}: two generations of one spec differ at {int(differ.sum())} pixels of frames "
-            f"{differ.flatten(1).any(1).nonzero().flatten().tolist()}, max |diff| "
-            f"{int((a.int() - b.int()).abs().max())}; the two mp4 files are "
-            f"{'byte-identical (so decoding differed)' if same_bytes(rel) else 'different bytes'}")
-        assert not torch.equal(a, c)
+    other = BenchmarkSpec(**{**TINY, "train_per_class": 1, "seed": 1, "motion_classes": ("move_right", "shrink")})
+    rendered = {}
+    for task, render in (("motion", render_motion_task), ("appearance", render_appearance_task)):
+        for split in ("train", "val", "test"):
+            a, b, c = render(spec, split)[0], render(spec, split)[0], render(other, split)[0]
+            assert torch.equal(a, b), f"{task} {split}: two renders of one spec differ"
+            assert not torch.equal(a, c), f"{task} {split}: seeds 0 and 1 render the same clips"
+            rendered[task, split] = a  # (C, n, 3, T, S, S)
+    lists = {x: generate_benchmark(tmp_path / x, s) for x, s in (("a", spec), ("b", spec), ("c", other))}
+    for task in ("motion", "appearance"):
+        for split in ("train", "val", "test"):
+            for line in (lists["a"][task].root / f"{split}.csv").read_text().splitlines():
+                rel, label = line.split()
+                clip = rendered[task, split][int(label), int(Path(rel).stem.rsplit("_", 1)[1])]  # (3, T, S, S)
+                a, b, c = (read_video(lists[x][task].root / rel)[0].permute(3, 0, 1, 2) for x in "abc")
+                # each file holds its rendered clip (yuv420p at 32 px and CRF 18: >= 26 dB measured; another
+                # clip, object or frame order is far below)
+                assert _psnr(a, clip) > 24, f"{task}/{rel}: the mp4 is not its rendered clip ({_psnr(a, clip):.1f} dB)"
+                # two generations of one spec: the same clip up to encoder noise (identical for most clips)
+                assert _psnr(a, b) > 35, f"{task}/{rel}: two generations of one spec differ ({_psnr(a, b):.1f} dB)"
+                assert _psnr(a, c) < 35 or a.shape != c.shape, f"{task}/{rel}: seeds 0 and 1 give the same clip"
 
 
 def test_module_entry_point_writes_the_files(tmp_path, capsys):

@@ -365,6 +365,12 @@ def test_test_list_is_evaluated_after_the_last_epoch_and_survives_a_resume(mp4_l
     results = json.loads((ref / "results.json").read_text())
     test = results["test"]
     assert test["epoch"] == 2 and test["num_videos"] == 3 and set(test) >= {"top1", "top5", "mean_class"}
+    # the test list's confusion matrix (row = true class): its rows count the list's labels, its diagonal is top-1
+    conf = torch.tensor(test["confusion"])
+    k = results["num_classes"]
+    labels = torch.tensor([int(line.split()[-1]) for line in (mp4_lists / "test.txt").read_text().split("\n") if line])
+    assert conf.shape == (k, k) and torch.equal(conf.sum(1), torch.bincount(labels, minlength=k))
+    assert conf.diag().sum().item() == pytest.approx(test["top1"] / 100 * 3)
     assert [e["epoch"] for e in results["evaluations"]] == [2] and results["final"]["num_videos"] == 4
     records = list(read_metrics(ref / "metrics.jsonl"))
     (logged,) = [r for r in records if r["kind"] == "test"]

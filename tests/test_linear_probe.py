@@ -396,3 +396,15 @@ def test_probe_repeats_report_the_mean_of_independent_probes(mp4_lists, tmp_path
     assert len(r3["selected"]["lr"]) == len(r3["selected"]["epoch"]) == 3
     with pytest.raises(ConfigError, match="probe.repeats"):
         load_config(ProbeJob, overrides=["probe.repeats=0"])
+
+
+def test_confusion_matrix_counts_true_rows_and_predicted_columns():
+    from smile_video.eval.linear_probe import confusion_matrix
+
+    labels = torch.tensor([0, 0, 1, 2, 2, 2])
+    preds = torch.tensor([0, 1, 1, 0, 2, 2])
+    want = torch.tensor([[1, 1, 0], [0, 1, 0], [1, 0, 2]])
+    assert torch.equal(confusion_matrix(preds, labels, 3), want)
+    assert torch.equal(confusion_matrix(preds, labels, 4)[:3, :3], want)  # a class nobody has: an empty row/column
+    with pytest.raises(ValueError, match="must both be"):
+        confusion_matrix(preds[:-1], labels, 3)

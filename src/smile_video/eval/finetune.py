@@ -64,6 +64,7 @@ from .finetune_tasks import (
     view_scores,
 )
 from .layer_decay import layer_decay_param_groups
+from .linear_probe import confusion_matrix
 from .mixup import mix_video_batch
 from .video_augment import rand_augment_batch, random_erase_batch
 
@@ -119,10 +120,11 @@ def _batches(dataset: Any, index_batches: list[list[int]], num_workers: int) -> 
 @torch.no_grad()
 def evaluate_views(model: nn.Module, dataset: Any, num_classes: int, info: DistInfo, device: torch.device,
                    batch_size: int, dtype: torch.dtype | None, num_workers: int = 0, task: str = "classification",
-                   targets: torch.Tensor | None = None) -> dict[str, float]:
+                   targets: torch.Tensor | None = None, confusion: bool = False) -> dict[str, Any]:
     """Multi-view testing: the scores of every view of a video averaged (softmax / sigmoid / the count, by `task`;
     eval/finetune_tasks.py), then the task's metrics. `targets`: the dataset entries' targets (multi-hot (N, K) or
-    counts (N,)); classification reads the labels from the batches. `num_classes`: the head's size."""
+    counts (N,)); classification reads the labels from the batches. `num_classes`: the head's size. `confusion`
+    (classification): also "confusion", the (K, K) counts as nested lists, row = true class, column = predicted."""
     model.eval()
     n = len(dataset)
     sums = torch.zeros(n, num_classes, dtype=torch.float64, device=device)  # summed view scores per dataset item
@@ -148,7 +150,9 @@ def evaluate_views(model: nn.Module, dataset: Any, num_classes: int, info: DistI
         raise ValueError("evaluation produced no scores: every val item was skipped")
     scores = (sums[seen] / counts[seen, None]).float()
     if task == "classification":
-        out = task_metrics(task, scores, labels[seen], num_classes)
+        out: dict[str, Any] = task_metrics(task, scores, labels[seen], num_classes)
+        if confusion:
+            out["confusion"] = confusion_matrix(scores.argmax(dim=1), labels[seen], num_classes).tolist()
     else:
         if targets is None:
             raise ValueError(f"evaluate_views: task {task!r} needs the entries' targets")
@@ -398,7 +402,7 @@ def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
         if test_ds is not None:  # the final epoch's model on the held-out list: reported, never chosen on
             last = f.head_epochs + f.epochs
             test = {"epoch": last, **evaluate_views(model, test_ds, num_classes, info, device, per_rank, dtype,
-                                                    f.num_workers, f.task, test_t)}
+                                                    f.num_workers, f.task, test_t, confusion=True)}
             run.log({"kind": "test", **test})
             run.echo(f"test (epoch {last}): {describe(f.task, test)} ({f.test_clips}x{f.test_crops} views)")
             results["test"] = test

@@ -32,8 +32,8 @@ from torch import Tensor
 
 from ..config import ProbeConfig
 
-__all__ = ["ProbeResult", "classification_metrics", "train_linear_probe", "cosine_factor", "select_on_val",
-           "PROTOCOL_VAL", "PROTOCOL_TEST"]
+__all__ = ["ProbeResult", "classification_metrics", "confusion_matrix", "train_linear_probe", "cosine_factor",
+           "select_on_val", "PROTOCOL_VAL", "PROTOCOL_TEST"]
 
 PROTOCOL_VAL = "best of val (no test list)"
 PROTOCOL_TEST = ("chosen on val, reported on test: the (lr, epoch) with the best val top-1 (ties: mean-class, then "
@@ -102,6 +102,15 @@ def classification_metrics(scores: Tensor, labels: Tensor, num_classes: int | No
         "top5": 100.0 * correct5.double().mean().item(),
         "mean_class": 100.0 * mean_class,
     }
+
+
+def confusion_matrix(predictions: Tensor, labels: Tensor, num_classes: int) -> Tensor:
+    """(K, K) int64 counts: row = true class, column = predicted class. predictions, labels: (N,) int64 in [0, K)."""
+    if predictions.shape != labels.shape or predictions.dim() != 1:
+        raise ValueError(f"predictions and labels must both be (N,), got {tuple(predictions.shape)} and "
+                         f"{tuple(labels.shape)}")
+    flat = labels.long().cpu() * num_classes + predictions.long().cpu()  # (N,)
+    return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes)
 
 
 def select_on_val(val_history: Sequence[Sequence[dict[str, float]]], lrs: Sequence[float]) -> tuple[int, int]:

@@ -5,7 +5,8 @@
 # Here, once: benchmarks/make_devpkgs.sh --av (builds .devpkgs and .whl); then the device tool with
 # carry=[".devpkgs", ".whl"] and command `LIMIT=480 bash benchmarks/gpu_study.sh` (extra arguments go to
 # fidelity.py, e.g. --seeds 0). The study probes every (seed, variant) before finetuning any and writes results.json
-# after each step, so a run cut at LIMIT still brings back every seed's probe cells and what finetuning finished. Into $OUT/gpu_study: log.txt, study.json, results.json, fidelity.md and
+# after each step, so a run cut at LIMIT still brings back every seed's probe cells and what finetuning finished.
+# Into $OUT/gpu_study: log.txt, study.json, results.json, fidelity.md and
 # .png (when the study finished) and each pretraining's metrics.jsonl (throughput); checkpoints stay on the device.
 set -uo pipefail
 OUT=${OUT:-runs/gpu_study_out}

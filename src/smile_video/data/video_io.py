@@ -53,7 +53,7 @@ def write_video(path: str | Path, frames: torch.Tensor | np.ndarray, fps: float 
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         # One encoder thread: the same frames give the same bytes for most clips, not all. PyAV's libx264 gives two
         # different encodings of some clips from run to run even at one thread and with explicit timestamps (~1 % of
-        # the embedded benchmark's 64-px clips; decoded pixels differ by up to ~30 levels, mean < 0.5); measured in
+        # the embedded benchmark's 64-px clips; decoded pixels differ by up to ~36 levels, mean < 2); measured in
         # docs/fidelity.md section 23 B, cause inside the encoder not found.
         stream.codec_context.thread_count = 1
         if gop is not None:

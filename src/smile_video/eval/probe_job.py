@@ -146,11 +146,11 @@ def probe_repeats(train: Any, val: Any, test: Any | None, p: ProbeConfig, device
     """The `p.repeats` independent probes (`p.head`: linear on pooled features, attentive on tokens) of one feature
     set, repeat r drawn from `repeat_seed(p.seed, r)`. train / val / test: objects with `.feats` and `.labels`
     (test may be None: best of val). `log_for(r)`: the per-epoch logger of repeat r."""
+    test_x, test_y = (None, None) if test is None else (test.feats, test.labels)
     out = []
     for r in range(p.repeats):
         g = torch.Generator().manual_seed(repeat_seed(p.seed, r))
         log = None if log_for is None else log_for(r)
-        test_x, test_y = (None, None) if test is None else (test.feats, test.labels)
         if p.head == "attentive":
             out.append(train_attentive_probe(train.feats, train.labels, val.feats, val.labels, p, g,
                                              num_classes=num_classes, device=device, log=log, test_tokens=test_x,

@@ -132,14 +132,18 @@ def test_pretext_verb_reports_a_run_and_checks_its_inputs(tmp_path, capsys):
         "model.preset=tiny", "model.img_size=32", "model.num_frames=4", "mask.ratio=0.75", "data.epoch_size=8",
         "train.strategy=single", "train.epochs=1", "train.batch_size=4", "run.quiet=true", f"run.out_dir={run}"]))
     out = tmp_path / "pretext.json"
-    assert main(["pretext", str(run), "--clips", "4", "--out", str(out)]) == 0
+    assert main(["pretext", str(run), "--clips", "4", "--readout", "4", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "shuffle penalty" in text and "neighbour_oracle" in text and "encoder tokens -> targets R^2" in text
+    assert "random_init / object" in text and "displacement_x" in text  # the motion readout's table
     import json
 
     rep = json.loads(out.read_text())
     assert set(rep) >= {"student", "shuffled", "position_mean", "objectness_oracle", "neighbour_oracle", "zero",
-                        "targets"}
+                        "targets", "motion_readout"}
+    assert set(rep["motion_readout"]["student"]) == {"mean", "object", "time"}
+    assert main(["pretext", str(run), "--readout", "-1"]) == 1
+    assert "--readout must be >= 0" in capsys.readouterr().err
     assert main(["pretext", str(tmp_path)]) == 1  # not a run directory: one clear line, non-zero exit
     assert "no config.yaml" in capsys.readouterr().err
 

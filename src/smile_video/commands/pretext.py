@@ -16,6 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "step_00000400)")
     parser.add_argument("--clips", type=int, default=64, help="fresh synthetic clips (default 64)")
     parser.add_argument("--seed", type=int, default=12345, help="the clips' seed (default 12345)")
+    parser.add_argument("--readout", type=int, default=0, metavar="N",
+                        help="also the motion readout on N clips of one object and their time reversals: how much "
+                             "of the object's position and of its direction of motion the encoder's pooled tokens "
+                             "carry (eval/motion_readout.py; 512 in docs/fidelity.md section 24; default 0: off)")
     parser.add_argument("--out", default=None, metavar="FILE", help="also write the report as JSON")
     parser.add_argument("overrides", nargs="*", metavar="section.key=value",
                         help="change the run's config for the check (e.g. data.background=black)")
@@ -52,9 +56,16 @@ def run(args: argparse.Namespace) -> int:
                                 "--checkpoint RUN/checkpoints/step_N for an unfinished one)")
     if args.clips < 2:
         raise ValueError("--clips must be >= 2")
+    if args.readout < 0:
+        raise ValueError("--readout must be >= 0")
     cfg = load_config(PretrainJob, [str(config)], args.overrides)
     rep = checkpoint_pretext_report(ckpt, cfg, clips=args.clips, seed=args.seed)
     print(format_report(rep))
+    if args.readout:
+        from ..eval.motion_readout import checkpoint_motion_readout, format_readout
+
+        rep["motion_readout"] = checkpoint_motion_readout(ckpt, cfg, clips=args.readout)
+        print(format_readout(rep["motion_readout"]))
     if args.out:
         from ..runlog import atomic_write_text
 

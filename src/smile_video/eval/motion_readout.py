@@ -36,8 +36,8 @@ from ..data.normalize import normalize
 from ..motion.params import MotionParams
 from .diagnostics import target_r2
 
-__all__ = ["QUANTITIES", "DIRECTIONAL", "POOLINGS", "RIDGES", "motion_quantities", "readout_clips", "pooled_features", "motion_readout",
-           "checkpoint_motion_readout", "format_readout"]
+__all__ = ["QUANTITIES", "DIRECTIONAL", "POOLINGS", "RIDGES", "motion_quantities", "readout_clips", "pooled_features",
+           "motion_readout", "checkpoint_motion_readout", "format_readout"]
 
 QUANTITIES = ("position_x", "position_y", "displacement_x", "displacement_y", "rotation", "log_scale")
 DIRECTIONAL = ("displacement_x", "displacement_y", "rotation", "log_scale")  # change sign under time reversal
@@ -100,7 +100,8 @@ def pooled_features(encoder: nn.Module, video: Tensor, coverage: Tensor, grid: t
                     ) -> dict[str, Tensor]:
     """Raw clips (B, 3, T, H, W) and the object's token coverage (B, N) -> {"mean": (B, C) the mean of the encoder's
     output tokens, "object": (B, C) the mean over time steps of each step's coverage-weighted token mean (over the
-    steps the object covers; the plain mean where a clip's coverage is all zero), "time": (B, T' * C) each time step's mean over space, concatenated in time order}, float64."""
+    steps the object covers; the plain mean where a clip's coverage is all zero), "time": (B, T' * C) each time
+    step's mean over space, concatenated in time order}, float64."""
     from .similarity import time_step_features
 
     if coverage.shape != (video.shape[0], grid[0] * grid[1] * grid[2]):

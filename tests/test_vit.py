@@ -262,3 +262,32 @@ def test_separable_positions_reach_encoder_and_decoder_and_bad_settings_are_name
         small_cfg(pos_embed="learned").validate()
     with pytest.raises(ConfigError, match="model.decoder_dim"):
         small_cfg(pos_embed="separable", decoder_dim=4, decoder_num_heads=1).validate()
+
+
+@pytest.mark.parametrize("ckpt", [False, True])
+def test_frame_decoder_attention_predicts_a_time_step_from_its_own_visible_tokens_only(ckpt):
+    from smile_video.config import ConfigError
+
+    x = torch.randn(2, 3, 4, 32, 32)  # grid (2, 4, 4): time step 0 = tokens 0-15, step 1 = tokens 16-31
+    g = torch.Generator().manual_seed(3)
+    mask = torch.rand(2, 32, generator=g).argsort(1).argsort(1) < 20  # 20 masked each, both steps mixed
+    step = torch.arange(32) // 16
+    y = x.clone()
+    y[:, :, 2:] += torch.randn_like(y[:, :, 2:])  # other pixels in time step 1 (its tubelet's frames 2-3) only
+    moved = {}
+    for attention in ("joint", "frame"):
+        model = randomize_(PretrainModel(small_cfg(depth=1, decoder_attention=attention), target_dim=8)).train()
+        model.set_grad_checkpointing(ckpt)
+        model.encoder.blocks = torch.nn.ModuleList()  # an encoder of patch embedding + norm: token by token
+        with torch.no_grad():
+            a, b = model(x, mask), model(y, mask)
+        moved[attention] = torch.stack([(a - b)[i].abs().amax(dim=-1) for i in range(2)])  # (2, 20)
+        if attention == "frame":  # gradients flow through the masked attention, checkpointed or not
+            model(x, mask).square().mean().backward()
+            assert all(p.grad is not None for p in model.decoder.parameters())
+    masked_step = torch.stack([step[mask[i]] for i in range(2)])  # (2, 20)
+    assert (moved["joint"][masked_step == 0] > 1e-4).all()  # joint: step 0's predictions see step 1's change
+    assert (moved["frame"][masked_step == 0] == 0).all()  # frame: they do not
+    assert (moved["frame"][masked_step == 1] > 1e-4).all()
+    with pytest.raises(ConfigError, match="model.decoder_attention"):
+        small_cfg(decoder_attention="causal").validate()

@@ -62,6 +62,11 @@ class ModelConfig:
     # parameters, no running averages): the decoder can no longer ask the encoder for less variation, which drives
     # the encoder's tokens to one shared vector within 50 steps on CPU-scale data (docs/fidelity.md, section 10).
     decoder_input_norm: str = "none"
+    # Pretraining only: which tokens a decoder token attends to. "joint": every token (VideoMAE / SMILE). "frame": only
+    # the tokens of its own time step, so a masked token is predicted from what the encoder wrote into the visible
+    # tokens of its time step: where an object is at a masked time must be inferred inside the encoder, from the
+    # other time steps (not in the paper; docs/fidelity.md, section 24).
+    decoder_attention: str = "joint"
     # Fixed positions of encoder and decoder. "flat": VideoMAE's 1-D sinusoid over the flattened token index (SMILE,
     # and what official checkpoints were trained with). "separable": one sinusoid per axis (time, height, width),
     # concatenated (MAE's 2-D table in 3-D): on CPU-scale data the flat table's decoder does not learn to read its
@@ -94,6 +99,7 @@ class ModelConfig:
                 raise ConfigError(f"model.{name}dim={dim} is not divisible by model.{name}num_heads={heads}")
         check_range("model.drop_path", self.drop_path, 0.0, 1.0)
         check_choice("model.decoder_input_norm", self.decoder_input_norm, ("none", "batch"))
+        check_choice("model.decoder_attention", self.decoder_attention, ("joint", "frame"))
         check_choice("model.pos_embed", self.pos_embed, POSITION_KINDS)
         if self.pos_embed == "separable":
             for name, dim in (("embed_dim", self.embed_dim), ("decoder_dim", self.decoder_dim)):

@@ -72,5 +72,11 @@ class PretrainModel(nn.Module):
         pos_masked = pos[mask].reshape(B, -1, Cd)  # (B, N_masked, Cd), ascending token index
         full = torch.cat([visible_tokens + pos_vis, self.mask_token.to(visible_tokens.dtype) + pos_masked],
                          dim=1)  # (B, N, Cd)
-        pred = self.decoder(full, num_masked)  # (B, N_masked, target_dim)
+        attn_mask = None
+        if self.cfg.decoder_attention == "frame":  # a decoder token attends to its own time step's tokens only
+            step = torch.arange(self.cfg.num_tokens, device=x.device).div(
+                self.cfg.grid[1] * self.cfg.grid[2], rounding_mode="floor").expand(B, -1)  # (B, N) time step
+            order = torch.cat([step[~mask].reshape(B, -1), step[mask].reshape(B, -1)], dim=1)  # as in `full`
+            attn_mask = (order[:, :, None] == order[:, None, :])[:, None]  # (B, 1, N, N)
+        pred = self.decoder(full, num_masked, attn_mask)  # (B, N_masked, target_dim)
         return pred if own is None else (pred, own)

@@ -86,13 +86,15 @@ class Attention(nn.Module):
         self.v_bias = nn.Parameter(torch.zeros(dim))
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+        """x: (B, N, C); attn_mask: None, or (B, 1, N, N) bool, True where query token i may attend to key token j
+        (every row needs at least one True)."""
         B, N, C = x.shape
         bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])  # (3C,)
         qkv = F.linear(x, self.qkv.weight, bias)  # (B, N, 3C)
         qkv = qkv.view(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)  # (3, B, nh, N, hs)
         q, k, v = qkv.unbind(0)  # one backward op for the three (indexing would add three full-size zero fills)
-        y = F.scaled_dot_product_attention(q, k, v)  # (B, nh, N, hs), scale hs ** -0.5
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, nh, N, hs), scale hs ** -0.5
         return self.proj(y.transpose(1, 2).reshape(B, N, C))  # (B, N, C)
 
 
@@ -118,17 +120,17 @@ class Block(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.drop_path = drop_path
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + drop_path(self.attn(self.norm1(x)), self.drop_path, self.training)  # (B, N, C)
+    def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+        x = x + drop_path(self.attn(self.norm1(x), attn_mask), self.drop_path, self.training)  # (B, N, C)
         return x + drop_path(self.mlp(self.norm2(x)), self.drop_path, self.training)  # (B, N, C)
 
 
-def _run_blocks(blocks: nn.ModuleList, x: Tensor, use_checkpoint: bool) -> Tensor:
+def _run_blocks(blocks: nn.ModuleList, x: Tensor, use_checkpoint: bool, attn_mask: Tensor | None = None) -> Tensor:
     for blk in blocks:
         if use_checkpoint and torch.is_grad_enabled():
-            x = checkpoint(blk, x, use_reentrant=False)
+            x = checkpoint(blk, x, attn_mask, use_reentrant=False)
         else:
-            x = blk(x)
+            x = blk(x, attn_mask)
     return x
 
 
@@ -259,9 +261,10 @@ class VideoViTDecoder(nn.Module):
         self.head = nn.Linear(cfg.decoder_dim, target_dim)
         _init_weights(self)
 
-    def forward(self, x: Tensor, num_predicted: int) -> Tensor:
-        """x: (B, N_vis + N_masked, Cd), the masked tokens last -> (B, num_predicted, target_dim) for the last ones."""
-        x = _run_blocks(self.blocks, x, self.grad_checkpointing and self.training)  # (B, N, Cd)
+    def forward(self, x: Tensor, num_predicted: int, attn_mask: Tensor | None = None) -> Tensor:
+        """x: (B, N_vis + N_masked, Cd), the masked tokens last -> (B, num_predicted, target_dim) for the last ones.
+        attn_mask: None (every token attends to every token) or (B, 1, N, N) bool, True = may attend."""
+        x = _run_blocks(self.blocks, x, self.grad_checkpointing and self.training, attn_mask)  # (B, N, Cd)
         x = x[:, x.shape[1] - num_predicted:]  # (B, num_predicted, Cd); safe for num_predicted == 0
         return self.head(self.norm(x))  # (B, num_predicted, target_dim)
 

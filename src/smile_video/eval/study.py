@@ -100,6 +100,9 @@ VARIANTS: dict[str, list[str] | None] = {
     # VideoMAE's and the paper's positions (one 1-D sinusoid over the flattened token index): the recipe's until
     # session 13 (docs/fidelity.md sections 16-17); --variants.
     "SMILE, flat positions": ["model.pos_embed=flat"],
+    # Not the paper's: the decoder's attention kept within a time step (model.decoder_attention=frame), so the
+    # encoder must infer where an object is at a masked time; docs/fidelity.md section 24; --variants.
+    "SMILE, frame-local decoder": ["model.decoder_attention=frame"],
 }
 SMILE = "SMILE (dead leaves + motion, features)"
 # The study's default variants (the paper's ablation directions and its noise background); the other background

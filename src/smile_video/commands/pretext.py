@@ -59,12 +59,11 @@ def run(args: argparse.Namespace) -> int:
     if args.readout < 0:
         raise ValueError("--readout must be >= 0")
     cfg = load_config(PretrainJob, [str(config)], args.overrides)
-    rep = checkpoint_pretext_report(ckpt, cfg, clips=args.clips, seed=args.seed)
+    rep = checkpoint_pretext_report(ckpt, cfg, clips=args.clips, seed=args.seed, readout_clips=args.readout)
     print(format_report(rep))
     if args.readout:
-        from ..eval.motion_readout import checkpoint_motion_readout, format_readout
+        from ..eval.motion_readout import format_readout
 
-        rep["motion_readout"] = checkpoint_motion_readout(ckpt, cfg, clips=args.readout)
         print(format_readout(rep["motion_readout"]))
     if args.out:
         from ..runlog import atomic_write_text

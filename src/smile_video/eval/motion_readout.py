@@ -25,7 +25,6 @@ the last time step's position from the first's, so direction is readable from po
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -37,7 +36,7 @@ from ..motion.params import MotionParams
 from .diagnostics import target_r2
 
 __all__ = ["QUANTITIES", "DIRECTIONAL", "POOLINGS", "RIDGES", "motion_quantities", "readout_clips", "pooled_features",
-           "motion_readout", "checkpoint_motion_readout", "format_readout"]
+           "motion_readout", "format_readout"]
 
 QUANTITIES = ("position_x", "position_y", "displacement_x", "displacement_y", "rotation", "log_scale")
 DIRECTIONAL = ("displacement_x", "displacement_y", "rotation", "log_scale")  # change sign under time reversal
@@ -174,17 +173,6 @@ def motion_readout(encoder: nn.Module, cfg: PretrainJob, bank: Any, clips: int =
             r2["direction"] = sum(r2[q] for q in DIRECTIONAL) / len(DIRECTIONAL)
             out[name][p], out["ridge"][name][p] = r2, chosen
     return out
-
-
-def checkpoint_motion_readout(checkpoint: str | Path, cfg: PretrainJob, clips: int = 512,
-                              seed: int = 4242) -> dict[str, Any]:
-    """`motion_readout` of a pretraining checkpoint's encoder on clips built under the run's config `cfg` (its
-    background, its motion with one object, its object bank)."""
-    from ..checkpoint import load_model
-    from ..objects import load_bank
-
-    model = load_model(checkpoint, kind="pretrain", cfg=cfg.model)[0]
-    return motion_readout(model.encoder, cfg, load_bank(cfg.motion.bank), clips=clips, seed=seed)
 
 
 def format_readout(rep: dict[str, Any]) -> str:

@@ -217,13 +217,21 @@ def pretext_report(model: nn.Module, teacher: nn.Module, bank: Any, cfg: Pretrai
 
 
 def checkpoint_pretext_report(checkpoint: str | Path, cfg: PretrainJob, clips: int = 64,
-                              seed: int = 12345) -> dict[str, Any]:
+                              seed: int = 12345, readout_clips: int = 0) -> dict[str, Any]:
     """`pretext_report` of a pretraining checkpoint (model with its decoder) under the run's config `cfg`: its
-    teacher, and its object bank when motion is on."""
+    teacher, and its object bank when motion is on. `readout_clips` > 0: also "motion_readout", the
+    `motion_readout.motion_readout` of the same model's encoder on that many clips (the run's bank)."""
     from ..checkpoint import load_model
     from ..objects import load_bank
     from ..teachers import build_teacher
 
     model = load_model(checkpoint, kind="pretrain", cfg=cfg.model)[0]
-    bank = load_bank(cfg.motion.bank) if cfg.motion.enabled and cfg.motion.num_objects > 0 else None
-    return pretext_report(model, build_teacher(cfg.teacher, cfg.model), bank, cfg, clips=clips, seed=seed)
+    motion = cfg.motion.enabled and cfg.motion.num_objects > 0
+    bank = load_bank(cfg.motion.bank) if motion or readout_clips else None
+    rep = pretext_report(model, build_teacher(cfg.teacher, cfg.model), bank if motion else None, cfg, clips=clips,
+                         seed=seed)
+    if readout_clips:
+        from .motion_readout import motion_readout
+
+        rep["motion_readout"] = motion_readout(model.encoder, cfg, bank, clips=readout_clips)
+    return rep

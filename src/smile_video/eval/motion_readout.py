@@ -120,8 +120,9 @@ def pooled_features(encoder: nn.Module, video: Tensor, coverage: Tensor, grid: t
         seen = (area > 0).double()
         per_step = per_step / area.clamp(min=1e-12)[..., None]
         obj = (per_step * seen[..., None]).sum(dim=1) / seen.sum(dim=1, keepdim=True).clamp(min=1)
-        out["mean"].append(tokens.mean(dim=1))
-        out["object"].append(torch.where(seen.any(dim=1, keepdim=True).bool(), obj, tokens.mean(dim=1)))
+        mean = tokens.mean(dim=1)  # (b, C)
+        out["mean"].append(mean)
+        out["object"].append(torch.where(seen.any(dim=1, keepdim=True), obj, mean))
         out["time"].append(time_step_features(tokens, grid).flatten(1))
     return {p: torch.cat(v) for p, v in out.items()}
 

@@ -26,6 +26,9 @@ run 120 tests python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py \
   tests/test_cpu_kernel.py tests/test_teachers.py tests/test_embedded_teacher.py
 run 75 train-step-clip python3 benchmarks/train_step.py --device cuda --presets vit_s vit_b --batch 32 \
   --teacher clip-random --json "$OUT/train_step_clip.json"
+run 300 train-step-compiled python3 benchmarks/train_step.py --device cuda --presets vit_b --batch 32 \
+  --teacher clip-random --teacher-weights bfloat16 --compile --compile-mode reduce-overhead \
+  --json "$OUT/train_step_compiled.json"
 run 60 train-step-embedded python3 benchmarks/train_step.py --device cuda --presets vit_s vit_b --batch 32 \
   --teacher embedded --json "$OUT/train_step_embedded.json"
 run 60 profile-vit-b python3 benchmarks/train_step.py --device cuda --presets vit_b --batch 32 --teacher clip-random \

@@ -8,7 +8,9 @@ forward and backward, AdamW update. Reports the median over timed steps, clips/s
     python benchmarks/train_step.py --presets vit_b --batch 32 --teacher clip-random --device cuda
 
 `--teacher embedded` uses the shipped EfficientNet-Lite0; `clip-random` a randomly initialised CLIP ViT-B/16 of the
-paper's size (same cost as the real one, no weights needed).
+paper's size (same cost as the real one, no weights needed). `--compile` measures each preset eager and then with the
+student and the teacher under `torch.compile` (`train.compile=true`, `--compile-mode` = `train.compile_mode`;
+reduce-overhead captures CUDA graphs), in the same run, and prints the ratio.
 """
 
 from __future__ import annotations
@@ -65,8 +67,12 @@ def random_clip_teacher(model: ModelConfig) -> torch.nn.Module:
 TEACHER_WEIGHTS = "float32"  # --teacher-weights: the frozen teacher's weight storage (teacher.weights_dtype)
 
 
-def build_step(preset: str, teacher: str, batch: int, device: torch.device, precision: str, compile: bool = False):
-    cfg = load_config(PretrainJob, overrides=[f"model.preset={preset}", f"train.precision={precision}"])
+OVERRIDES: list[str] = []  # --set: config overrides applied after the preset (e.g. model.patch_size=8)
+
+
+def build_step(preset: str, teacher: str, batch: int, device: torch.device, precision: str, compile: bool = False,
+               mode: str = "default"):
+    cfg = load_config(PretrainJob, overrides=[f"model.preset={preset}", f"train.precision={precision}", *OVERRIDES])
     tea = random_clip_teacher(cfg.model) if teacher == "clip-random" else build_teacher(cfg.teacher, cfg.model)
     tea = tea.to(device)
     if TEACHER_WEIGHTS == "bfloat16":
@@ -75,7 +81,8 @@ def build_step(preset: str, teacher: str, batch: int, device: torch.device, prec
         tea.keep_weights_in(torch.bfloat16)
     model = PretrainModel(cfg.model, target_dim=tea.dim).to(device)
     opt = build_adamw(model, 1e-4, 0.05, (0.9, 0.95))
-    net = torch.compile(model) if compile else model
+    net = torch.compile(model, mode=mode) if compile else model  # as the engine does with train.compile=true
+    tea = torch.compile(tea, mode=mode) if compile else tea
     amp = {"fp32": None, "bf16": torch.bfloat16}[precision]
     scaler = torch.amp.GradScaler(device.type, enabled=False)
     step = MicroStep(cfg, net, tea, default_bank("pretrain"), device, amp, scaler)
@@ -92,10 +99,14 @@ def build_step(preset: str, teacher: str, batch: int, device: torch.device, prec
 
 
 def bench_preset(preset: str, teacher: str, batch: int, device: torch.device, precision: str, steps: int,
-                 peak: float, compile: bool = False) -> dict:
-    cfg, model, run = build_step(preset, teacher, batch, device, precision, compile)
+                 peak: float, compile: bool = False, mode: str = "default") -> dict:
+    cfg, model, run = build_step(preset, teacher, batch, device, precision, compile, mode)
+    compile_s = 0.0
     if compile:
+        t0 = time.perf_counter()
         run(0)  # compile outside the FLOP counter
+        sync(device)
+        compile_s = time.perf_counter() - t0
     with FlopCounterMode(display=False) as counter:
         run(0)
     flops = counter.get_total_flops()
@@ -114,7 +125,8 @@ def bench_preset(preset: str, teacher: str, batch: int, device: torch.device, pr
         memory = torch.cuda.max_memory_allocated(device) / 2**30
     else:
         memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # process peak RSS (Linux: KiB)
-    return {"preset": preset, "teacher": teacher, "compile": compile, "device": str(device), "precision": precision,
+    return {"preset": preset, "teacher": teacher, "compile": compile and mode, "compile_s": compile_s,
+            "device": str(device), "precision": precision,
             "batch": batch,
             "frames": cfg.model.num_frames, "size": cfg.model.img_size, "step_s_median": median,
             "clips_per_s": batch / median, "peak_mem_gib": round(memory, 3), "tflops_per_step": flops / 1e12,
@@ -128,7 +140,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="clips per step (default: 8 on CPU, 32 on CUDA)")
     parser.add_argument("--teacher", default="embedded", choices=["embedded", "clip-random"])
     parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--compile", action="store_true", help="torch.compile the student (train.compile=true)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also measure with the student and the teacher compiled (train.compile=true)")
+    parser.add_argument("--compile-mode", default="default",
+                        choices=["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"])
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides after the preset, e.g. model.patch_size=8 (the CPU recipe's patches)")
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="then profile N steps of the first preset: time per phase and the top kernels")
@@ -137,6 +154,7 @@ def main() -> None:
     args = parser.parse_args()
     global TEACHER_WEIGHTS
     TEACHER_WEIGHTS = args.teacher_weights
+    OVERRIDES[:] = args.set
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           (args.device if args.device != "auto" else "cpu"))
     presets = args.presets or (["vit_s", "vit_b"] if device.type == "cuda" else ["tiny"])
@@ -148,28 +166,32 @@ def main() -> None:
     print(f"device: {name}; measured peak matmul {peak / 1e12:.2f} TFLOP/s ({precision})")
     results = []
     for preset in presets:
-        r = bench_preset(preset, args.teacher, batch, device, precision, args.steps, peak, args.compile)
-        results.append(r)
-        name = preset + (" compiled" if args.compile else "")
-        print(f"{name:6s} batch {batch:3d} {r['frames']}x{r['size']}px: {r['clips_per_s']:8.1f} clips/s, "
-              f"step {r['step_s_median'] * 1e3:7.1f} ms (median of {args.steps}), "
-              f"peak mem {r['peak_mem_gib']:.2f} GiB, "
-              f"{r['tflops_per_step']:.3f} TFLOP/step, MFU {r['mfu']:.1%}")
+        for compile in [False, True] if args.compile else [False]:
+            r = bench_preset(preset, args.teacher, batch, device, precision, args.steps, peak, compile,
+                             args.compile_mode)
+            results.append(r)
+            name = preset + (f" compiled ({args.compile_mode}; {r['compile_s']:.0f} s to compile)" if compile else "")
+            print(f"{name:6s} batch {batch:3d} {r['frames']}x{r['size']}px: {r['clips_per_s']:8.1f} clips/s, "
+                  f"step {r['step_s_median'] * 1e3:7.1f} ms (median of {args.steps}), "
+                  f"peak mem {r['peak_mem_gib']:.2f} GiB, "
+                  f"{r['tflops_per_step']:.3f} TFLOP/step, MFU {r['mfu']:.1%}")
+            if compile:
+                print(f"{preset}: compiled / eager step rate {results[-2]['step_s_median'] / r['step_s_median']:.2f}x")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": name, "peak_tflops": peak / 1e12, "results": results}, f, indent=2)
     if args.profile:
-        profile(presets[0], args.teacher, batch, device, precision, args.profile, args.compile)
+        profile(presets[0], args.teacher, batch, device, precision, args.profile, args.compile, args.compile_mode)
 
 
 def profile(preset: str, teacher: str, batch: int, device: torch.device, precision: str, steps: int,
-            compile: bool) -> None:
+            compile: bool, mode: str = "default") -> None:
     """Profile `steps` steps after two warm-ups: per phase of `MicroStep` (``smile/...`` ranges) the host and
     device time per step, then the kernels (or CPU ops) that take the most device time."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
-    _, _, run = build_step(preset, teacher, batch, device, precision, compile)
+    _, _, run = build_step(preset, teacher, batch, device, precision, compile, mode)
     run(0)
     run(1)
     sync(device)

@@ -64,6 +64,8 @@ def test_overrides_may_follow_flags_in_any_order(capsys):
     (FinetuneJob, ["train.seed=3"], ["train.seed=3", "finetune.seed"]),
     (ProbeJob, ["run.resume=auto"], ["run.resume", "--overwrite"]),
     (ProbeJob, ["probe.knn_vote=majority", "probe.knn_temperature=0.5"], ["probe.knn_temperature"]),
+    (PretrainJob, ["train.compile_mode=reduce-overhead"], ["train.compile_mode='reduce-overhead'",
+                                                           "train.compile=false"]),
     (PretrainJob, ["data.keyframe_window=8"], ["data.keyframe_window=8", "data.start_sampling=uniform"]),
     (PretrainJob, ["data.image_dir=places"], ["data.image_dir='places'", "data.background=image"]),
     (PretrainJob, ["data.source=video", "data.train_list=l.csv", "data.per_sample_start=true"],
@@ -85,6 +87,8 @@ def test_keys_the_choice_does_read_still_load():
     assert load_config(PretrainJob, overrides=["train.strategy=single", "train.epochs=4"]).train.total_epochs == 4
     assert load_config(PretrainJob, overrides=["data.background=frame", "data.train_list=l.csv"]).data.train_list
     assert load_config(PretrainJob, overrides=["data.background=image", "data.image_dir=p"]).data.image_dir == "p"
+    assert load_config(PretrainJob, overrides=["train.compile=true", "train.compile_mode=reduce-overhead"]
+                       ).train.compile_mode == "reduce-overhead"
     assert load_config(FinetuneJob, overrides=["train.precision=fp32", "train.clip_grad=1.0"]).train.clip_grad == 1.0
 
 

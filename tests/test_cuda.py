@@ -35,3 +35,22 @@ def test_cuda_resume_continues_from_the_checkpoint(tmp_path):
     assert events and events[-1]["step"] == 4
     steps = [r["step"] for r in read_metrics(out / "metrics.jsonl") if "loss" in r]
     assert steps[-1] == 8
+
+
+def test_the_step_samples_motion_on_the_host_and_composites_on_the_gpu():
+    """On a GPU the step draws the motion from a host generator with the slot's seed (no sampling kernels, no
+    device-to-host sync before the host-side window plan): the clips it trains on are the CPU compositing of the same
+    draw (the Triton and C kernels agree to within rounding), and the mask still comes from the device generator."""
+    from smile_video.engine.step import MicroStep
+    from smile_video.motion import infuse_motion
+    from smile_video.objects import default_bank
+
+    cfg = load_config(PretrainJob, overrides=[*TINY, "train.strategy=single"])
+    bank = default_bank("pretrain")
+    step = MicroStep(cfg, None, None, bank, torch.device("cuda"), None, None)
+    video = torch.randint(0, 256, (4, 3, 4, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator(device="cuda").manual_seed(7)
+    out, _ = step.augment(video.cuda(), "augmented", gen)
+    assert gen.get_state().equal(torch.Generator(device="cuda").manual_seed(7).get_state())  # not drawn from
+    ref, _ = infuse_motion(video.clone(), bank, cfg.motion, torch.Generator().manual_seed(7))
+    assert (out.cpu().int() - ref.int()).abs().max() <= 1

@@ -230,3 +230,37 @@ def test_too_many_bad_videos_ends_the_cli_with_its_message_not_a_traceback(tmp_p
     assert code == 1
     assert err.startswith("smile pretrain: error: 2 consecutive videos from index")
     assert "bad" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("extra", [["train.strategy=single"], ["teacher.visible_weight=0.5", "train.strategy=mixed"]])
+def test_compile_traces_student_and_teacher_as_one_graph_each_and_trains_the_same(tmp_path, monkeypatch, extra):
+    """train.compile=true compiles the student and the teacher with train.compile_mode; the step's calls have static
+    shapes, so each traces as one graph (fullgraph=True would raise at a graph break), and training is unchanged
+    (dynamo's eager backend: the same kernels, so the same weights bit for bit)."""
+    eager = tmp_path / "eager"
+    pretrain(job(eager, "train.epochs=1", *extra))
+    compiled_what = []
+    real_compile = torch.compile
+
+    def strict_compile(module, mode=None, **kw):
+        compiled_what.append((type(module).__name__, mode))
+        return real_compile(module, fullgraph=True, backend="eager")
+
+    monkeypatch.setattr(torch, "compile", strict_compile)
+    torch._dynamo.reset()
+    out = tmp_path / "compiled"
+    pretrain(job(out, "train.epochs=1", "train.compile=true", "train.compile_mode=max-autotune", *extra))
+    torch._dynamo.reset()
+    assert [mode for _, mode in compiled_what] == ["max-autotune", "max-autotune"]
+    assert compiled_what[0][0] == "PretrainModel"
+    a, b = weights(eager), weights(out)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_motion_is_drawn_from_the_steps_own_generator_on_the_cpu():
+    """On the CPU the motion continues the step's generator (the stream every documented CPU run used); a GPU step
+    draws it from a host generator with the slot's seed (tests/test_cuda.py)."""
+    from smile_video.engine.step import motion_generator
+
+    gen = torch.Generator().manual_seed(5)
+    assert motion_generator(gen) is gen

@@ -9,7 +9,7 @@ import torch
 
 from smile_video.config import MODEL_PRESETS, ModelConfig
 from smile_video.models import PretrainModel, VideoClassifier, VideoViTEncoder, encode, sinusoid_table
-from smile_video.models.vit import Attention
+from smile_video.models.vit import Attention, gather_tokens, mask_indices
 
 
 def small_cfg(**kw) -> ModelConfig:
@@ -63,10 +63,11 @@ def test_patch_embedding_is_the_conv3d_and_masked_embeds_only_visible_tubelets()
     ref = ref.flatten(2).transpose(1, 2)  # (B, N, C) in (t', h', w') order
     torch.testing.assert_close(enc.patch_embed(x), ref, atol=1e-5, rtol=1e-5)
     mask = torch.rand(3, cfg.num_tokens, generator=torch.Generator().manual_seed(2)).argsort(1) < 24
-    torch.testing.assert_close(enc.patch_embed(x, ~mask), ref[~mask].view(3, -1, cfg.embed_dim), atol=1e-5,
+    visible, _ = mask_indices(mask, 24)
+    torch.testing.assert_close(enc.patch_embed(x, visible), ref[~mask].view(3, -1, cfg.embed_dim), atol=1e-5,
                                rtol=1e-5)
     cl = x.contiguous(memory_format=torch.channels_last_3d)  # a strided clip works too
-    torch.testing.assert_close(enc.patch_embed(cl, ~mask), ref[~mask].view(3, -1, cfg.embed_dim), atol=1e-5,
+    torch.testing.assert_close(enc.patch_embed(cl, visible), ref[~mask].view(3, -1, cfg.embed_dim), atol=1e-5,
                                rtol=1e-5)
 
 
@@ -131,6 +132,48 @@ def test_pretrain_predictions_are_in_ascending_masked_order():
         assert torch.allclose(pred[b], ref, atol=1e-5)
     empty = torch.zeros(3, cfg.num_tokens, dtype=torch.bool)
     assert model(x, empty).shape == (3, 0, 24)
+
+
+@pytest.mark.parametrize("count", [0, 5, 20, 32])
+def test_mask_indices_are_the_boolean_selection_in_ascending_order(count):
+    g = torch.Generator().manual_seed(count)
+    mask = torch.rand(4, 32, generator=g).argsort(1).argsort(1) < count  # (B, N), `count` masked a row
+    visible, masked = mask_indices(mask, count)
+    assert visible.shape == (4, 32 - count) and masked.shape == (4, count)
+    x = torch.randn(4, 32, 3, generator=g)
+    assert torch.equal(gather_tokens(x, masked), x[mask].view(4, count, 3))
+    assert torch.equal(gather_tokens(x, visible), x[~mask].view(4, 32 - count, 3))
+
+
+def test_a_given_mask_count_skips_the_content_check_and_gives_the_same_predictions():
+    cfg = small_cfg()
+    model = randomize_(PretrainModel(cfg, target_dim=24)).eval()
+    mask = torch.rand(3, cfg.num_tokens, generator=torch.Generator().manual_seed(0)).argsort(1) < 20
+    x = torch.randn(3, 3, 4, 32, 32)
+    assert torch.equal(model(x, mask, num_masked=20), model(x, mask))
+    with pytest.raises(ValueError, match=r"num_masked must be in \[0, 32\]"):
+        model(x, mask, num_masked=33)
+    with pytest.raises(ValueError, match="bool"):  # the static checks stay
+        model(x, mask.long(), num_masked=20)
+
+
+@pytest.mark.parametrize("decoder_attention", ["joint", "frame"])
+def test_the_counted_forward_compiles_as_one_graph(decoder_attention):
+    """torch.compile traces the training forward (mask count given) with no graph break: static shapes, no host
+    sync; without the count, the mask check's host read breaks the graph (which is what this test would catch)."""
+    torch._dynamo.reset()
+    cfg = small_cfg(decoder_attention=decoder_attention)
+    model = randomize_(PretrainModel(cfg, target_dim=24))
+    mask = torch.rand(2, cfg.num_tokens, generator=torch.Generator().manual_seed(0)).argsort(1) < 20
+    x = torch.randn(2, 3, 4, 32, 32)
+    compiled = torch.compile(model, fullgraph=True, backend="eager")
+    out = compiled(x, mask, num_masked=20)
+    out.square().mean().backward()
+    assert torch.equal(out, model(x, mask, num_masked=20))
+    torch._dynamo.reset()
+    with pytest.raises(Exception, match="(?i)graph break|data-dependent|Unsupported"):
+        torch.compile(model, fullgraph=True, backend="eager")(x, mask)
+    torch._dynamo.reset()
 
 
 def test_classifier_pools_then_fc_norm():

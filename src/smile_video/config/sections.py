@@ -38,6 +38,10 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+
+# torch.compile modes (train.compile_mode); reduce-overhead captures CUDA graphs
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
 @dataclass
 class ModelConfig:
     """The student: a VideoMAE ViT with joint space-time attention and a shallow decoder."""
@@ -292,7 +296,10 @@ class TrainConfig:
     # finetuning trains it. Off in the paper's recipe; docs/fidelity.md section 9 says when it matters.
     freeze_patch_embed: bool = False
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
+    # torch.compile the student and the teacher (the training forward has static shapes: one graph each)
     compile: bool = False
+    # torch.compile's mode: default | reduce-overhead (CUDA graphs) | max-autotune | max-autotune-no-cudagraphs
+    compile_mode: str = "default"
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     save_every: int = 0  # optimizer steps between checkpoints; 0 = only at the end of each stage
@@ -307,6 +314,7 @@ class TrainConfig:
         check_choice("train.strategy", self.strategy, ("single", "mixed", "progressive"))
         check_choice("train.precision", self.precision, ("auto", "fp32", "bf16", "fp16"))
         check_choice("train.device", self.device, ("auto", "cpu", "cuda"))
+        check_choice("train.compile_mode", self.compile_mode, COMPILE_MODES)
         if self.batch_size < 1 or self.micro_batch_size < 0:
             raise ConfigError("train.batch_size must be >= 1 and train.micro_batch_size >= 0")
         if self.micro_batch_size and self.batch_size % self.micro_batch_size:

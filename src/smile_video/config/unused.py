@@ -34,6 +34,8 @@ def _pretrain(cfg: Any, d: Any) -> None:
     else:
         _refuse("train", t, d.train, ("stage1_epochs", "stage2_epochs", "restart_schedule"),
                 f"by train.strategy={t.strategy} (progressive only); its length is train.epochs")
+    if not t.compile:
+        _refuse("train", t, d.train, ("compile_mode",), "with train.compile=false (set train.compile=true)")
     if data.source == "video":
         _refuse("data", data, d.data, ("epoch_size", "background"),
                 "by data.source=video (an epoch is one pass over data.train_list; backgrounds are for "

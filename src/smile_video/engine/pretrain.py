@@ -157,13 +157,15 @@ class Pretrainer:
         self.skipped_seen: set[str] = set()  # files already reported (see _report_skipped)
         self._resume()
         net: nn.Module = self.model
-        if cfg.train.compile:
-            net = torch.compile(net)
+        teacher: nn.Module = self.teacher
+        if cfg.train.compile:  # one graph each: the step passes the mask count (static shapes, no host sync)
+            net = torch.compile(net, mode=cfg.train.compile_mode)
+            teacher = torch.compile(teacher, mode=cfg.train.compile_mode)
         if self.info.enabled:
             net = nn.parallel.DistributedDataParallel(
                 net, device_ids=[self.info.local_rank] if device.type == "cuda" else None)
         self.net = net
-        self.step_fn = MicroStep(cfg, net, self.teacher, self.bank, device, self.amp_dtype, self.scaler,
+        self.step_fn = MicroStep(cfg, net, teacher, self.bank, device, self.amp_dtype, self.scaler,
                                  self.plan.accum_steps)
         self.tb = self._tensorboard()
 

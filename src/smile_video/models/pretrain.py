@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import ModelConfig
-from .vit import VideoViTDecoder, VideoViTEncoder, check_mask, position_table, truncated_normal_
+from .vit import VideoViTDecoder, VideoViTEncoder, check_mask, mask_indices, position_table, truncated_normal_
 
 __all__ = ["PretrainModel", "standardize_tokens"]
 
@@ -49,34 +49,35 @@ class PretrainModel(nn.Module):
         self.encoder.grad_checkpointing = enable
         self.decoder.grad_checkpointing = enable
 
-    def forward(self, x: Tensor, mask: Tensor, visible: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, mask: Tensor, visible: bool = False,
+                num_masked: int | None = None) -> Tensor | tuple[Tensor, Tensor]:
         """x: (B, 3, T, H, W) normalised clip; mask: (B, N) bool, True = masked -> (B, N_masked, target_dim).
 
         Predictions are in ascending token index, aligned with ``targets[mask].view(B, -1, D)``. With
         ``visible=True`` (needs the visible head) also the visible tokens' own predictions, (B, N_vis, target_dim) in
         ascending token index, aligned with ``targets[~mask].view(B, -1, D)``: returns (masked, visible).
+        `num_masked`: every row's masked count when the caller knows it (the training step passes
+        ``masking.num_masked(grid, ratio)``): the mask's content is then not checked, and the forward has static
+        shapes and no host sync (``torch.compile`` without a graph break, CUDA graphs); None: `check_mask` counts.
         """
         if visible and self.visible_head is None:
             raise ValueError("PretrainModel: visible=True needs the visible head (PretrainModel(..., visible_head=True)"
                              ", teacher.visible_weight > 0)")
         B = x.shape[0]
-        num_masked = check_mask(mask, B, self.cfg.num_tokens)
-        tokens = self.encoder(x, mask)  # (B, N_vis, C)
+        num_masked = check_mask(mask, B, self.cfg.num_tokens, num_masked)
+        vis_idx, masked_idx = mask_indices(mask, num_masked)  # (B, N_vis), (B, N_masked), ascending
+        tokens = self.encoder(x, mask, num_masked)  # (B, N_vis, C)
         own = self.visible_head(tokens) if visible else None  # (B, N_vis, target_dim)
         if self.cfg.decoder_input_norm == "batch":
             tokens = standardize_tokens(tokens)
         visible_tokens = self.encoder_to_decoder(tokens)  # (B, N_vis, Cd)
-        Cd = visible_tokens.shape[-1]
-        pos = self.decoder_pos_embed.to(visible_tokens.dtype).expand(B, -1, -1)  # (B, N, Cd)
-        pos_vis = pos[~mask].reshape(B, -1, Cd)  # (B, N_vis, Cd)
-        pos_masked = pos[mask].reshape(B, -1, Cd)  # (B, N_masked, Cd), ascending token index
-        full = torch.cat([visible_tokens + pos_vis, self.mask_token.to(visible_tokens.dtype) + pos_masked],
-                         dim=1)  # (B, N, Cd)
+        pos = self.decoder_pos_embed[0].to(visible_tokens.dtype)  # (N, Cd)
+        full = torch.cat([visible_tokens + pos[vis_idx], self.mask_token.to(visible_tokens.dtype) + pos[masked_idx]],
+                         dim=1)  # (B, N, Cd): visible, then masked, each in ascending token index
         attn_mask = None
         if self.cfg.decoder_attention == "frame":  # a decoder token attends to its own time step's tokens only
-            step = torch.arange(self.cfg.num_tokens, device=x.device).div(
-                self.cfg.grid[1] * self.cfg.grid[2], rounding_mode="floor").expand(B, -1)  # (B, N) time step
-            order = torch.cat([step[~mask].reshape(B, -1), step[mask].reshape(B, -1)], dim=1)  # as in `full`
+            per_step = self.cfg.grid[1] * self.cfg.grid[2]
+            order = torch.cat([vis_idx, masked_idx], dim=1).div(per_step, rounding_mode="floor")  # (B, N) time step
             attn_mask = (order[:, :, None] == order[:, None, :])[:, None]  # (B, 1, N, N)
         pred = self.decoder(full, num_masked, attn_mask)  # (B, N_masked, target_dim)
         return pred if own is None else (pred, own)

@@ -18,7 +18,8 @@ from ..config import ModelConfig
 from ..config.sections import POSITION_KINDS
 
 __all__ = ["sinusoid_table", "position_table", "POSITION_KINDS", "drop_path", "Attention", "Mlp", "Block",
-           "PatchEmbed", "VideoViTEncoder", "VideoViTDecoder", "check_mask", "truncated_normal_", "LN_EPS"]
+           "PatchEmbed", "VideoViTEncoder", "VideoViTDecoder", "check_mask", "mask_indices", "gather_tokens",
+           "truncated_normal_", "LN_EPS"]
 
 LN_EPS = 1e-6  # every LayerNorm of the VideoMAE ViT
 
@@ -146,20 +147,45 @@ def _init_weights(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def check_mask(mask: Tensor, batch: int, num_tokens: int) -> int:
+def check_mask(mask: Tensor, batch: int, num_tokens: int, num_masked: int | None = None) -> int:
     """Check a ``(B, N)`` bool mask (True = masked) and return the number of masked tokens per sample.
 
-    Every sample must mask the same number of tokens (the visible tokens are packed into one tensor).
+    Every sample must mask the same number of tokens (the visible tokens are packed into one tensor). With
+    `num_masked` given (the caller knows the count, as the training step does) only the dtype, the shape and the
+    count's range are checked: the mask's content is not read, so no host sync and no graph break.
     """
     if mask.dtype != torch.bool:
         raise ValueError(f"mask must be a bool tensor (True = masked), got dtype {mask.dtype}")
     if tuple(mask.shape) != (batch, num_tokens):
         raise ValueError(f"mask has shape {tuple(mask.shape)}, expected (B, N) = ({batch}, {num_tokens})")
+    if num_masked is not None:
+        if not 0 <= num_masked <= num_tokens:
+            raise ValueError(f"num_masked must be in [0, {num_tokens}], got {num_masked}")
+        return num_masked
     counts = mask.sum(dim=1)  # (B,)
     if batch and bool((counts != counts[0]).any()):
         raise ValueError(f"every sample must mask the same number of tokens; masked counts per sample: "
                          f"{counts.tolist()}")
     return int(counts[0]) if batch else 0
+
+
+def mask_indices(mask: Tensor, num_masked: int) -> tuple[Tensor, Tensor]:
+    """(B, N) bool mask, True = masked, exactly `num_masked` True per row -> (visible (B, N - num_masked), masked
+    (B, num_masked)) token indices, each in ascending order: ``x[mask].view(B, -1, C)`` equals
+    ``x.gather(1, masked[..., None].expand(-1, -1, C))``.
+
+    A stable sort of the mask, so every shape is static (no data-dependent boolean indexing and no host sync):
+    ``torch.compile`` traces it without a graph break and CUDA graphs can capture it. The count is the caller's
+    guarantee (`check_mask` verifies it, with a sync; `masking.make_mask` masks exactly ``num_masked(grid, ratio)``).
+    """
+    order = torch.argsort(mask.to(torch.uint8), dim=1, stable=True)  # (B, N): visible ascending, then masked ascending
+    n_vis = mask.shape[1] - num_masked
+    return order[:, :n_vis], order[:, n_vis:]
+
+
+def gather_tokens(x: Tensor, index: Tensor) -> Tensor:
+    """x (B, N, C), index (B, M) -> (B, M, C): the tokens at `index`, row by row."""
+    return x.gather(1, index[..., None].expand(-1, -1, x.shape[-1]))
 
 
 class PatchEmbed(nn.Module):
@@ -177,14 +203,18 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv3d(cfg.in_chans, cfg.embed_dim, kernel_size=k, stride=k)
 
     def forward(self, x: Tensor, visible: Tensor | None = None) -> Tensor:
-        """x: (B, C_in, T, H, W); visible: (B, N) bool or None (all) -> (B, N_vis, C), ascending token order."""
+        """x: (B, C_in, T, H, W); visible: (B, N_vis) long token indices (`mask_indices`), or None (all) ->
+        (B, N_vis, C), in the order of `visible`."""
         B, C, T, H, W = x.shape
         t, p, _ = self.proj.kernel_size
         cells = x.reshape(B, C, T // t, t, H // p, p, W // p, p).permute(0, 2, 4, 6, 1, 3, 5, 7)  # (B, T', H', W', ...)
         if visible is None:
             cells = cells.reshape(B, -1, C * t * p * p)  # (B, N, C_in t p p)
-        else:  # gather the visible tubelets only: (B, N) -> (B, T', H', W') selects from the strided view
-            cells = cells[visible.view(B, *cells.shape[1:4])].reshape(B, -1, C * t * p * p)  # (B, N_vis, C_in t p p)
+        else:  # gather the visible tubelets only, straight from the strided view (no copy of the whole clip)
+            hw, w = cells.shape[2] * cells.shape[3], cells.shape[3]
+            rows = torch.arange(B, device=x.device)[:, None]  # (B, 1)
+            cells = cells[rows, visible // hw, visible % hw // w, visible % w]  # (B, N_vis, C_in, t, p, p)
+            cells = cells.reshape(B, -1, C * t * p * p)  # (B, N_vis, C_in t p p)
         return F.linear(cells, self.proj.weight.flatten(1), self.proj.bias)  # (B, N_vis, C)
 
 
@@ -223,25 +253,28 @@ class VideoViTEncoder(nn.Module):
             raise ValueError(f"encoder input must be (B, C, T, H, W) = (B, {', '.join(map(str, expected))}) "
                              f"(model.in_chans, num_frames, img_size, img_size), got {tuple(x.shape)}")
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        """x: (B, 3, T, H, W) ImageNet-normalised; mask: (B, N) bool, True = masked -> (B, N_vis, C) visible tokens."""
-        return self._encode(x, mask)
+    def forward(self, x: Tensor, mask: Tensor | None = None, num_masked: int | None = None) -> Tensor:
+        """x: (B, 3, T, H, W) ImageNet-normalised; mask: (B, N) bool, True = masked -> (B, N_vis, C) visible tokens,
+        ascending token order. `num_masked`: the masked count of every row when the caller knows it (the training
+        step does): no check of the mask's content, so no host sync and no graph break under ``torch.compile``;
+        None: `check_mask` checks the mask and counts."""
+        return self._encode(x, mask, num_masked)
 
     def forward_tokens(self, x: Tensor) -> Tensor:
         """All tokens: (B, 3, T, H, W) -> (B, N, C) (after ``norm`` unless mean pooling)."""
         return self._encode(x, None)
 
-    def _encode(self, x: Tensor, mask: Tensor | None) -> Tensor:
+    def _encode(self, x: Tensor, mask: Tensor | None, num_masked: int | None = None) -> Tensor:
         self._check_input(x)
         if mask is None:
             tokens = self.patch_embed(x)  # (B, N, C)
             tokens = tokens + self.pos_embed.to(tokens.dtype)
         else:
             B, N = x.shape[0], self.cfg.num_tokens
-            check_mask(mask, B, N)
-            visible = ~mask
+            num_masked = check_mask(mask, B, N, num_masked)
+            visible, _ = mask_indices(mask, num_masked)  # (B, N_vis)
             tokens = self.patch_embed(x, visible)  # (B, N_vis, C), ascending token order
-            pos = self.pos_embed.expand(B, N, -1)[visible].view(B, -1, tokens.shape[-1])  # (B, N_vis, C)
+            pos = self.pos_embed[0][visible]  # (B, N_vis, C)
             tokens = tokens + pos.to(tokens.dtype)
         tokens = _run_blocks(self.blocks, tokens, self.grad_checkpointing and self.training)
         return self.norm(tokens)  # (B, N_vis, C)

@@ -267,6 +267,8 @@ def infuse_motion(video: torch.Tensor, bank, cfg: MotionConfig, generator: torch
     video = video.to(device)
     if not cfg.enabled or cfg.num_objects == 0:
         return video, ObjectAlpha.zeros(bsz, cfg.num_objects, T, H, W, device)
-    params = sample_motion(bsz, T, H, W, len(bank), cfg, generator, device=device)
+    # drawn on the generator's device and left there: `composite` plans on the host anyway, so a host generator
+    # (the training step's, docs/training.md) costs no kernel launches and no device-to-host sync
+    params = sample_motion(bsz, T, H, W, len(bank), cfg, generator)
     atlas = bank.atlas(atlas_size_for(cfg, H, W, bank.max_side), device)
     return composite(video, atlas, params, inplace=inplace, backend=cfg.kernel)

@@ -18,7 +18,8 @@ tasks (section 20: the epochs at which a random init fits), 5 probes per encoder
 cores, estimated from its parts: a 1,600-step student takes ~20-35 min of one core, a 120-epoch finetuning ~11,
 the probes and kNN ~5; not measured end to end). --quick: SMILE vs
 random init only, 400 steps, finetuning 10 epochs on the motion task, one probe each, one seed unless --seeds is
-given (5.1 min for one seed on 2 idle cores, 2026-12-03).
+given (5.1 min for one seed on 2 idle cores, 2026-12-03, before the readout and time-pooled probe columns were
+added: about half a minute more an encoder).
 --gpu: issue 12's GPU study (`study.GPU_SCALE`): ViT-S, 16 frames at 112 px (16-px patches: the CPU recipe's
 token grid), the benchmark rendered at 112 px and 16 frames, SMILE vs random init, the CPU recipes otherwise (1,600
 steps, 120 finetuning epochs on both tasks, 5 probes); on one CUDA device. Not yet run on a GPU: its time is not
@@ -111,7 +112,12 @@ def main() -> None:
         "object pool A, test on the disjoint pool B). Linear "
         "probe: lrs and epoch chosen on val, test top-1 reported. kNN (k=10) on test. Finetuning: fixed recipe, last "
         "epoch, test top-1" + (f"; base lr chosen per encoder among {s.finetune_lrs} by the last epoch's val top-1"
-        if s.finetune_lrs else "") + ". Statistics on the motion task's val clips. Mean ± sample std over seeds.", "",
+        if s.finetune_lrs else "") + ". Statistics on the motion task's val clips. Beside the cells, never used to "
+        "choose anything: `probe_time`, the same linear probe on per-time-step features (probe.pooling=time), and "
+        f"the motion readout (held-out ridge R^2 on {s.readout_clips} synthetic clips of one object and their time "
+        "reversals, the same clips for every encoder: `readout_direction_*` = which way the object moves, 0 when a "
+        "clip and its reversal look alike; object- or mean-pooled tokens; docs/fidelity.md section 24). "
+        "Mean ± sample std over seeds.", "",
         f"Pretraining recipe: `{' '.join(PRETRAIN_RECIPE)}`", "",
         f"Probe: `{' '.join(PROBE_RECIPE)}`", "", f"Finetune: `{' '.join(FINETUNE_RECIPE)}`", "",
         "## Test top-1 (%) and frame similarity", "", *results_table(summary), "",

@@ -324,3 +324,45 @@ def test_the_study_probes_every_run_before_finetuning_any_and_resumes_a_cut_run(
     calls.clear()
     study.run_study(s, log=lambda *_: None)
     assert calls == []
+
+
+def test_the_study_reports_a_time_pooled_probe_and_the_motion_readout_beside_its_cells(tmp_path, monkeypatch):
+    import smile_video.eval.probe_job as probe_job
+
+    _fake_evaluation(monkeypatch, {1e-2: (70.0, 80.0)})
+    probes, readouts = [], []
+
+    def fake_probe(cfg, ckpt):
+        probes.append(cfg)
+        top1 = 40.0 if cfg.probe.pooling == "time" else 20.0
+        return {"best": {"top1": top1}, "selected": {"val": {"top1": top1 + 1}}}
+
+    monkeypatch.setattr(probe_job, "run_probe", fake_probe)
+    fake_r2 = {"object": {"direction": 0.2, "position": 0.9}, "mean": {"direction": 0.1, "position": 0.8}}
+    monkeypatch.setattr(study, "encoder_readout", lambda *a: readouts.append(a) or fake_r2)
+    r = study.evaluate_checkpoint(None, _tasks(tmp_path), tmp_path / "eval", 3, finetune=False, attentive=False,
+                                  time_probe=True, readout_clips=64)
+    assert [c.probe.pooling for c in probes] == ["mean", "time"]
+    assert probes[1].run.out_dir.endswith("/probe_time")
+    assert (r["motion"]["probe"], r["motion"]["probe_time"], r["motion"]["probe_time_val"]) == (20.0, 40.0, 41.0)
+    assert r["readout"] == fake_r2 and readouts[0][2:] == (3, 64)  # the encoder's seed, the clip count
+    runs = {f"random init|{s}": r for s in range(2)}
+    summary = summarize(runs)
+    assert summary["random init"]["motion/probe_time"][:2] == (40.0, 0.0)
+    assert summary["random init"]["readout_direction_object"][:2] == (0.2, 0.0)
+    table = results_table(summary)
+    assert "motion/probe_time" in table[0] and "readout_direction_object" in table[0] and "0.200 ± 0.000" in table[2]
+    probes.clear()
+    study.evaluate_checkpoint(None, _tasks(tmp_path), tmp_path / "eval2", 3, finetune=False, attentive=False)
+    assert [c.probe.pooling for c in probes] == ["mean"] and len(readouts) == 1  # both off by default
+    with pytest.raises(ValueError, match="readout_clips"):
+        study.StudySettings(out=tmp_path, readout_clips=-1)
+
+
+def test_the_readout_column_reads_the_same_clips_for_every_encoder():
+    cfg = study.student_config()
+    a = study.encoder_readout(None, cfg, 0, 8)
+    assert a == study.encoder_readout(None, cfg, 0, 8)  # deterministic: the same clips, the same random init
+    b = study.encoder_readout(None, cfg, 1, 8)  # another random init on the same clips
+    assert set(a) == {"mean", "object", "time"} and a["object"].keys() == b["object"].keys()
+    assert a["object"]["position"] != b["object"]["position"]

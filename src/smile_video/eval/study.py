@@ -18,7 +18,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +163,11 @@ class StudySettings:
     # outruns the dead-leaves backgrounds painted in the training process (~0.45 s a batch of 32 at 112 px on one
     # core), so the GPU scale paints them in workers.
     num_workers: int = -1
+    # label-free columns beside the cells (the cells stay the mean-pooled probe, kNN and finetuning): the motion
+    # readout's held-out R^2 on this many clips (0: off; `eval.motion_readout`, the same clips for every encoder) and
+    # a linear probe on per-time-step features (probe.pooling=time), each reported, never used to pick anything
+    readout_clips: int = 512
+    time_probe: bool = True
     quiet: bool = True
 
     def __post_init__(self) -> None:
@@ -175,6 +180,8 @@ class StudySettings:
                 raise ValueError(f"StudySettings.{name} must be >= 1, got {getattr(self, name)!r}")
         if self.num_workers < -1:
             raise ValueError(f"StudySettings.num_workers must be >= -1 (-1 = auto), got {self.num_workers}")
+        if self.readout_clips < 0:
+            raise ValueError(f"StudySettings.readout_clips must be >= 0 (0 = off), got {self.readout_clips}")
 
     def student(self):
         """The student's `ModelConfig` under this study's `model` overrides (the random init's; every variant's)."""
@@ -239,7 +246,7 @@ def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Pat
                         finetune: bool | tuple[str, ...] = True,
                         attentive: bool = True, probe_repeats: int = 1, model: Sequence[str] = (),
                         finetune_lrs: Sequence[float] = (), sampling_rate: int = 2,
-                        probes: bool = True) -> dict[str, Any]:
+                        probes: bool = True, time_probe: bool = False, readout_clips: int = 0) -> dict[str, Any]:
     """Probe and kNN one encoder on every task, finetune it on every task (``finetune=True``), none (False) or the
     named ones; feature statistics on the motion task's val clips. `probe_repeats`: independent linear and attentive
     probes on the same features, their mean reported (probe.repeats; "probe_std" / "attentive_std" their spread).
@@ -249,6 +256,9 @@ def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Pat
     "test"}}; empty: FINETUNE_RECIPE's lr alone (directory ``finetune``).
     `sampling_rate`: the frame stride probes, finetuning and the statistics read the clips at (the recipes' 2 by
     default). `probes=False`: finetuning only (no probes, kNN or statistics; {task: {"finetune", ...}}).
+    `time_probe`: also the linear probe on per-time-step features ("probe_time", "probe_time_val": probe.pooling=time,
+    the same lrs, epochs, repeats and val selection). `readout_clips` > 0: also "readout", the encoder's
+    `motion_readout` (student rows only; PRETRAIN_RECIPE's clips, seed 4242: the same clips for every encoder).
 
     Returns {task: {"probe", "probe_val", "attentive", "attentive_val", "knn", "finetune", "finetune_val"},
     "stats": feature_stats,
@@ -282,6 +292,12 @@ def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Pat
             r = {"probe": probe["best"]["top1"], "probe_val": probe["selected"]["val"]["top1"], "knn": knn["top1"]}
             if probe_repeats > 1:
                 r["probe_std"] = probe["best_std"]["top1"]
+        if probes and time_probe:
+            tp = run_probe(load_config(ProbeJob, overrides=[*ov, "probe.pooling=time",
+                                                             f"run.out_dir={d / 'probe_time'}"]), ckpt)
+            r["probe_time"], r["probe_time_val"] = tp["best"]["top1"], tp["selected"]["val"]["top1"]
+            if probe_repeats > 1:
+                r["probe_time_std"] = tp["best_std"]["top1"]
         if probes and attentive:  # V-JEPA's attentive probe on every token, same lrs / epochs / selection
             att = run_probe(load_config(ProbeJob, overrides=[*ov, "probe.head=attentive",
                                                               f"run.out_dir={d / 'attentive'}"]), ckpt)
@@ -314,12 +330,33 @@ def evaluate_checkpoint(checkpoint: Path | None, tasks: dict[str, Any], out: Pat
                                max_clips=160, seed=seed, device=resolve_device("auto"))
     res["stats"] = feature_stats(tokens, model_cfg.grid)
     res["similarity_map_centred"] = centred_frame_similarity(tokens, model_cfg.grid).nanmean(dim=0).tolist()
+    if readout_clips:
+        res["readout"] = encoder_readout(ckpt, model_cfg, seed, readout_clips)
     return res
+
+
+READOUT_SEED = 4242  # the study's readout clips: one set for every encoder, variant and seed
+
+
+def encoder_readout(checkpoint: str | None, model_cfg, seed: int, clips: int) -> dict[str, Any]:
+    """`motion_readout` of a checkpoint's encoder (or of the random init drawn under `seed`) on PRETRAIN_RECIPE's
+    clips (dead leaves + one object of the recipe's motion) at the encoder's size, seed `READOUT_SEED`: {pooling:
+    {quantity: held-out R^2}} (the encoder's rows; no random-init reference: the random init is a study row)."""
+    from ..objects import load_bank
+    from .features import load_frozen_encoder
+    from .motion_readout import motion_readout
+
+    cfg = load_config(PretrainJob, overrides=PRETRAIN_RECIPE)
+    cfg = replace(cfg, model=model_cfg)
+    encoder = load_frozen_encoder(checkpoint, model_cfg, seed=seed)[0]
+    rep = motion_readout(encoder, cfg, load_bank(cfg.motion.bank), clips=clips, seed=READOUT_SEED, reference=False)
+    return rep["student"]
 
 
 # the settings every result of a study folder depends on (seeds and variants may grow on a rerun)
 SETTINGS_KEYS = ("model", "epochs", "epoch_size", "finetune_epochs", "finetune_tasks", "probe_repeats",
-                 "finetune_lrs", "benchmark_frames", "benchmark_size", "sampling_rate", "num_workers")
+                 "finetune_lrs", "benchmark_frames", "benchmark_size", "sampling_rate", "num_workers", "readout_clips",
+                 "time_probe")
 
 
 def _recipes() -> dict[str, list[str]]:
@@ -379,7 +416,8 @@ def run_study(settings: StudySettings, log=print) -> dict[str, Any]:
         pretrained = time.perf_counter()
         r = evaluate_checkpoint(ckpt, tasks, _eval_dir(settings, name, seed), seed, settings.finetune_epochs,
                                 settings.quiet, finetune=False, probe_repeats=settings.probe_repeats,
-                                model=settings.model, sampling_rate=settings.sampling_rate)
+                                model=settings.model, sampling_rate=settings.sampling_rate,
+                                time_probe=settings.time_probe, readout_clips=settings.readout_clips)
         if ckpt is not None:
             from .pretext import checkpoint_pretext_report
 
@@ -426,8 +464,12 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return m, s
 
 
-METRICS = (("motion", "probe"), ("motion", "attentive"), ("motion", "finetune"), ("motion", "knn"),
-           ("appearance", "probe"), ("appearance", "attentive"), ("appearance", "finetune"), ("appearance", "knn"))
+METRICS = (("motion", "probe"), ("motion", "probe_time"), ("motion", "attentive"), ("motion", "finetune"),
+           ("motion", "knn"), ("appearance", "probe"), ("appearance", "probe_time"), ("appearance", "attentive"),
+           ("appearance", "finetune"), ("appearance", "knn"))
+# the motion readout's summary columns: (name, pooling, quantity); held-out R^2 (eval/motion_readout.py)
+READOUT_COLUMNS = (("readout_direction_object", "object", "direction"), ("readout_direction_mean", "mean", "direction"),
+                   ("readout_position", "object", "position"))
 
 
 def summarize(runs: dict[str, Any]) -> dict[str, dict[str, tuple[float, float, int]]]:
@@ -446,6 +488,10 @@ def summarize(runs: dict[str, Any]) -> dict[str, dict[str, tuple[float, float, i
             vals = [r["stats"][stat] for r in rs if r.get("stats", {}).get(stat) is not None]
             if vals:
                 row[stat] = (*mean_std(vals), len(vals))
+        for col, pooling, quantity in READOUT_COLUMNS:
+            vals = [r["readout"][pooling][quantity] for r in rs if "readout" in r]
+            if vals:
+                row[col] = (*mean_std(vals), len(vals))
         out[name] = row
     return out
 
@@ -473,15 +519,18 @@ def directions_table(summary: dict[str, dict[str, tuple[float, float, int]]]) ->
 
 
 def results_table(summary: dict[str, dict[str, tuple[float, float, int]]]) -> list[str]:
-    """Markdown: one row per variant, mean ± std over seeds (test top-1; similarity on motion val clips)."""
-    cols = [f"{t}/{m}" for t, m in METRICS] + ["similarity_centred", "similarity_raw"]
+    """Markdown: one row per variant, mean ± std over seeds (test top-1; similarity on motion val clips; the motion
+    readout's held-out R^2)."""
+    cols = [f"{t}/{m}" for t, m in METRICS] + ["similarity_centred", "similarity_raw"] + [
+        c for c, _, _ in READOUT_COLUMNS]
     lines = ["| variant | " + " | ".join(cols) + " | seeds |", "|---|" + "---|" * (len(cols) + 1)]
     for name, row in summary.items():
         cells = []
         for c in cols:
             if c in row:
                 m, s, _ = row[c]
-                cells.append(f"{m:.3f} ± {s:.3f}" if c.startswith("similarity") else f"{m:.1f} ± {s:.1f}")
+                fine = c.startswith(("similarity", "readout"))
+                cells.append(f"{m:.3f} ± {s:.3f}" if fine else f"{m:.1f} ± {s:.1f}")
             else:
                 cells.append("-")
         n = max((v[2] for v in row.values()), default=0)

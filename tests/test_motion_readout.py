@@ -131,12 +131,16 @@ def test_the_readout_finds_direction_only_in_an_encoder_that_carries_it(setup):
         for pooling, floor in (("mean", 0.2), ("object", 0.5)):
             assert blind["student"][pooling][q] < 0.02
             assert aware["student"][pooling][q] > floor
+    for rep in (blind, aware):  # the translation summary is the two displacements' mean
+        r2 = rep["student"]["object"]
+        assert r2["translation"] == pytest.approx((r2["displacement_x"] + r2["displacement_y"]) / 2)
+    assert blind["student"]["object"]["translation"] < 0.02 < 0.5 < aware["student"]["object"]["translation"]
     # with per-step means a linear map subtracts the first step's position from the last's: readable either way
     assert blind["student"]["time"]["displacement_x"] > 0.25 and blind["student"]["time"]["displacement_y"] > 0.25
     rep = motion_readout(BrightnessEncoder(cfg.model, velocity=True), cfg, bank, clips=8, seed=3)
     assert set(rep["random_init"]) == {"mean", "object", "time"}
     text = format_readout(rep)
-    assert "random_init / object" in text and "displacement_x" in text
+    assert "random_init / object" in text and "displacement_x" in text and "translation" in text
 
 
 def test_the_readout_rejects_an_encoder_of_another_clip_size(setup):

@@ -338,7 +338,8 @@ def test_the_study_reports_a_time_pooled_probe_and_the_motion_readout_beside_its
         return {"best": {"top1": top1}, "selected": {"val": {"top1": top1 + 1}}}
 
     monkeypatch.setattr(probe_job, "run_probe", fake_probe)
-    fake_r2 = {"object": {"direction": 0.2, "position": 0.9}, "mean": {"direction": 0.1, "position": 0.8}}
+    fake_r2 = {"object": {"direction": 0.2, "position": 0.9, "translation": 0.3},
+               "mean": {"direction": 0.1, "position": 0.8, "translation": 0.2}}
     monkeypatch.setattr(study, "encoder_readout", lambda *a: readouts.append(a) or fake_r2)
     r = study.evaluate_checkpoint(None, _tasks(tmp_path), tmp_path / "eval", 3, finetune=False, attentive=False,
                                   time_probe=True, readout_clips=64)
@@ -350,6 +351,7 @@ def test_the_study_reports_a_time_pooled_probe_and_the_motion_readout_beside_its
     summary = summarize(runs)
     assert summary["random init"]["motion/probe_time"][:2] == (40.0, 0.0)
     assert summary["random init"]["readout_direction_object"][:2] == (0.2, 0.0)
+    assert summary["random init"]["readout_translation_object"][:2] == (0.3, 0.0)
     table = results_table(summary)
     assert "motion/probe_time" in table[0] and "readout_direction_object" in table[0] and "0.200 ± 0.000" in table[2]
     probes.clear()

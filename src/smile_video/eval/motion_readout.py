@@ -7,7 +7,15 @@ quantities from an encoder's pooled features (ridge, fit on one set of clips, he
 - **position** (``position_x``, ``position_y``: the object's mean centre over the clip, as fractions of the frame):
   where the object is, which needs no direction;
 - **direction** (``displacement_x``, ``displacement_y``: last centre minus first; ``rotation``: last angle minus
-  first, in half turns; ``log_scale``: log of last scale over first): which way it travels, turns and grows.
+  first, in half turns; ``log_scale``: log of last scale over first): which way it travels, turns and grows;
+  **translation** is the mean of the two displacements alone.
+
+A caveat on rotation and scale (docs/fidelity.md section 25 A): pretraining's angles and scales are keyframed at the
+first, a random middle and the last frame, linearly in between, so a clip often turns (or grows) one way and then
+back, and the net change is a pose difference between the first and last frames rather than a sense of motion the
+frames show; trajectories are smoothed random walks, so the displacement is the direction of travel. A rotation R^2
+near 0 (every encoder so far, and networks trained on these quantities directly) therefore does not show that
+rotation is invisible; ``translation`` is the direction summary without that caveat.
 
 Every clip is paired with its **time reversal** (its frames in reverse order), which has the same frames, the same
 mean position and the opposite direction. Features that are the same for a clip and its reversal explain none of
@@ -137,8 +145,8 @@ def motion_readout(encoder: nn.Module, cfg: PretrainJob, bank: Any, clips: int =
     init of the encoder's architecture drawn under `seed`. Deterministic in `seed`.
 
     Returns {"student": {pooling: {quantity: R^2}}, "random_init": the same (when `reference`), "ridge": {encoder:
-    {pooling: {quantity: chosen penalty}}}, "clips": clips}; each pooling also holds "position" and "direction", the
-    means over the two position and the four `DIRECTIONAL` quantities.
+    {pooling: {quantity: chosen penalty}}}, "clips": clips}; each pooling also holds "position", "direction" and
+    "translation", the means over the two position, the four `DIRECTIONAL` and the two displacement quantities.
     """
     from .features import load_frozen_encoder
 
@@ -172,13 +180,14 @@ def motion_readout(encoder: nn.Module, cfg: PretrainJob, bank: Any, clips: int =
                 r2[q] = target_r2(f["train"][p], y["train"], f["test"][p], y["test"], ridge=chosen[q])
             r2["position"] = (r2["position_x"] + r2["position_y"]) / 2
             r2["direction"] = sum(r2[q] for q in DIRECTIONAL) / len(DIRECTIONAL)
+            r2["translation"] = (r2["displacement_x"] + r2["displacement_y"]) / 2
             out[name][p], out["ridge"][name][p] = r2, chosen
     return out
 
 
 def format_readout(rep: dict[str, Any]) -> str:
     """`motion_readout`'s result as a table: one row per encoder and pooling, one column per quantity."""
-    cols = (*QUANTITIES, "position", "direction")
+    cols = (*QUANTITIES, "position", "direction", "translation")
     lines = [f"held-out R^2 on {rep['clips']} clips and their reversals (direction: 0 = a clip and its reversal "
              "look alike)", f"{'encoder / pooling':<22}" + "".join(f"{c:>15}" for c in cols)]
     for name in ("student", "random_init"):

@@ -469,7 +469,7 @@ METRICS = (("motion", "probe"), ("motion", "probe_time"), ("motion", "attentive"
            ("appearance", "finetune"), ("appearance", "knn"))
 # the motion readout's summary columns: (name, pooling, quantity); held-out R^2 (eval/motion_readout.py)
 READOUT_COLUMNS = (("readout_direction_object", "object", "direction"), ("readout_direction_mean", "mean", "direction"),
-                   ("readout_position", "object", "position"))
+                   ("readout_translation_object", "object", "translation"), ("readout_position", "object", "position"))
 
 
 def summarize(runs: dict[str, Any]) -> dict[str, dict[str, tuple[float, float, int]]]:

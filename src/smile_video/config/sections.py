@@ -37,10 +37,9 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
     ),
 }
 
-
-
 # torch.compile modes (train.compile_mode); reduce-overhead captures CUDA graphs
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
 
 @dataclass
 class ModelConfig:

@@ -25,6 +25,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from smile_video.config import ModelConfig, PretrainJob, load_config
+from smile_video.config.sections import COMPILE_MODES
 from smile_video.engine.optim import build_adamw
 from smile_video.engine.step import MicroStep
 from smile_video.models import PretrainModel
@@ -142,8 +143,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--compile", action="store_true",
                         help="also measure with the student and the teacher compiled (train.compile=true)")
-    parser.add_argument("--compile-mode", default="default",
-                        choices=["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"])
+    parser.add_argument("--compile-mode", default="default", choices=COMPILE_MODES)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="config overrides after the preset, e.g. model.patch_size=8 (the CPU recipe's patches)")
     parser.add_argument("--json", default=None, help="also write the results here")

@@ -151,6 +151,8 @@ def test_a_given_mask_count_skips_the_content_check_and_gives_the_same_predictio
     mask = torch.rand(3, cfg.num_tokens, generator=torch.Generator().manual_seed(0)).argsort(1) < 20
     x = torch.randn(3, 3, 4, 32, 32)
     assert torch.equal(model(x, mask, num_masked=20), model(x, mask))
+    visible, _ = mask_indices(mask, 20)  # indices the caller already has are used as they are
+    assert torch.equal(model.encoder(x, mask, 20, visible=visible), model.encoder(x, mask))
     with pytest.raises(ValueError, match=r"num_masked must be in \[0, 32\]"):
         model(x, mask, num_masked=33)
     with pytest.raises(ValueError, match="bool"):  # the static checks stay

@@ -66,7 +66,7 @@ class PretrainModel(nn.Module):
         B = x.shape[0]
         num_masked = check_mask(mask, B, self.cfg.num_tokens, num_masked)
         vis_idx, masked_idx = mask_indices(mask, num_masked)  # (B, N_vis), (B, N_masked), ascending
-        tokens = self.encoder(x, mask, num_masked)  # (B, N_vis, C)
+        tokens = self.encoder(x, mask, num_masked, visible=vis_idx)  # (B, N_vis, C)
         own = self.visible_head(tokens) if visible else None  # (B, N_vis, target_dim)
         if self.cfg.decoder_input_norm == "batch":
             tokens = standardize_tokens(tokens)

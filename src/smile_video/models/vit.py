@@ -253,18 +253,22 @@ class VideoViTEncoder(nn.Module):
             raise ValueError(f"encoder input must be (B, C, T, H, W) = (B, {', '.join(map(str, expected))}) "
                              f"(model.in_chans, num_frames, img_size, img_size), got {tuple(x.shape)}")
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, num_masked: int | None = None) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None, num_masked: int | None = None,
+                visible: Tensor | None = None) -> Tensor:
         """x: (B, 3, T, H, W) ImageNet-normalised; mask: (B, N) bool, True = masked -> (B, N_vis, C) visible tokens,
         ascending token order. `num_masked`: the masked count of every row when the caller knows it (the training
         step does): no check of the mask's content, so no host sync and no graph break under ``torch.compile``;
-        None: `check_mask` checks the mask and counts."""
-        return self._encode(x, mask, num_masked)
+        None: `check_mask` checks the mask and counts. `visible`: the mask's visible indices when the caller has
+        already computed them (``mask_indices(mask, num_masked)[0]``; `PretrainModel` does), so the mask is not
+        sorted again."""
+        return self._encode(x, mask, num_masked, visible)
 
     def forward_tokens(self, x: Tensor) -> Tensor:
         """All tokens: (B, 3, T, H, W) -> (B, N, C) (after ``norm`` unless mean pooling)."""
         return self._encode(x, None)
 
-    def _encode(self, x: Tensor, mask: Tensor | None, num_masked: int | None = None) -> Tensor:
+    def _encode(self, x: Tensor, mask: Tensor | None, num_masked: int | None = None,
+                visible: Tensor | None = None) -> Tensor:
         self._check_input(x)
         if mask is None:
             tokens = self.patch_embed(x)  # (B, N, C)
@@ -272,7 +276,8 @@ class VideoViTEncoder(nn.Module):
         else:
             B, N = x.shape[0], self.cfg.num_tokens
             num_masked = check_mask(mask, B, N, num_masked)
-            visible, _ = mask_indices(mask, num_masked)  # (B, N_vis)
+            if visible is None:
+                visible, _ = mask_indices(mask, num_masked)  # (B, N_vis)
             tokens = self.patch_embed(x, visible)  # (B, N_vis, C), ascending token order
             pos = self.pos_embed[0][visible]  # (B, N_vis, C)
             tokens = tokens + pos.to(tokens.dtype)

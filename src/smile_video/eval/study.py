@@ -103,6 +103,9 @@ VARIANTS: dict[str, list[str] | None] = {
     # Not the paper's: the decoder's attention kept within a time step (model.decoder_attention=frame), so the
     # encoder must infer where an object is at a masked time; docs/fidelity.md section 24; --variants.
     "SMILE, frame-local decoder": ["model.decoder_attention=frame"],
+    # Not the paper's: the teacher's features of every frame of a tubelet, concatenated (teacher.frames=all), so the
+    # target carries what changes inside a tubelet; docs/fidelity.md section 26; --variants.
+    "SMILE, both-frame targets": ["teacher.frames=all"],
 }
 SMILE = "SMILE (dead leaves + motion, features)"
 # The study's default variants (the paper's ablation directions and its noise background); the other background

@@ -10,6 +10,7 @@ from smile_video.eval.motion_readout import (
     DIRECTIONAL,
     QUANTITIES,
     format_readout,
+    monotonic_motion,
     motion_quantities,
     motion_readout,
     pooled_features,
@@ -93,6 +94,28 @@ def test_readout_clips_pair_each_clip_with_its_reversal(setup):
         readout_clips(cfg, None, 3, seed=5)
 
 
+def test_monotonic_motion_turns_and_grows_one_way_with_the_same_net_change():
+    t = 7
+    angles = torch.tensor([[[-20.0, 40.0, 80.0, 50.0, 20.0, -10.0, 10.0]]])  # up to 80, then back: net +30
+    scales = torch.tensor([[[0.5, 1.5, 1.2, 1.0, 0.8, 0.6, 2.0]]])
+    centers = torch.rand(1, 1, t, 2)
+    params = MotionParams(torch.zeros(1, 1, dtype=torch.long), centers, angles, scales, torch.full((1, 1, 2), 9.0))
+    mono = monotonic_motion(params)
+    torch.testing.assert_close(mono.angles[0, 0], torch.linspace(-20.0, 10.0, t))
+    torch.testing.assert_close(mono.scales[0, 0], 0.5 * 4.0 ** torch.linspace(0, 1, t))
+    assert mono.angles.dtype == angles.dtype and torch.equal(mono.centers, centers)
+    torch.testing.assert_close(motion_quantities(mono, 50, 50), motion_quantities(params, 50, 50))
+
+
+def test_monotonic_readout_clips_keep_the_draw_and_make_every_turn_one_way(setup):
+    cfg, bank = setup
+    video, q, _ = readout_clips(cfg, bank, 4, seed=5)
+    mono_video, mono_q, _ = readout_clips(cfg, bank, 4, seed=5, monotonic=True)
+    torch.testing.assert_close(mono_q, q)  # the same net changes and positions
+    assert not torch.equal(mono_video, video)  # but other frames in between
+    assert torch.equal(mono_video[1::2], mono_video[0::2].flip(2))
+
+
 def test_pooled_object_features_weight_the_covered_tokens_per_time_step(setup):
     cfg, _ = setup
     t, h, w = cfg.model.grid
@@ -140,6 +163,8 @@ def test_the_readout_finds_direction_only_in_an_encoder_that_carries_it(setup):
     rep = motion_readout(BrightnessEncoder(cfg.model, velocity=True), cfg, bank, clips=8, seed=3)
     assert set(rep["random_init"]) == {"mean", "object", "time"}
     text = format_readout(rep)
+    assert rep["monotonic"] is False and "constant-speed" not in text
+    assert "constant-speed" in format_readout({**rep, "monotonic": True})
     assert "random_init / object" in text and "displacement_x" in text and "translation" in text
 
 

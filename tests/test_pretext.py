@@ -142,8 +142,13 @@ def test_pretext_verb_reports_a_run_and_checks_its_inputs(tmp_path, capsys):
     assert set(rep) >= {"student", "shuffled", "position_mean", "objectness_oracle", "neighbour_oracle", "zero",
                         "targets", "motion_readout"}
     assert set(rep["motion_readout"]["student"]) == {"mean", "object", "time"}
+    assert rep["motion_readout"]["monotonic"] is False
+    assert main(["pretext", str(run), "--clips", "4", "--readout", "4", "--readout-monotonic"]) == 0
+    assert "constant-speed rotation" in capsys.readouterr().out
     assert main(["pretext", str(run), "--readout", "-1"]) == 1
     assert "--readout must be >= 0" in capsys.readouterr().err
+    assert main(["pretext", str(run), "--readout-monotonic"]) == 1
+    assert "--readout-monotonic needs --readout" in capsys.readouterr().err
     assert main(["pretext", str(tmp_path)]) == 1  # not a run directory: one clear line, non-zero exit
     assert "no config.yaml" in capsys.readouterr().err
 

@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also the motion readout on N clips of one object and their time reversals: how much "
                              "of the object's position and of its direction of motion the encoder's pooled tokens "
                              "carry (eval/motion_readout.py; 512 in docs/fidelity.md section 24; default 0: off)")
+    parser.add_argument("--readout-monotonic", action="store_true",
+                        help="the readout's clips turn and grow at constant speed, one way (their net rotation and "
+                             "scale change are then a sense of motion the frames show; docs/fidelity.md section 25 A)")
     parser.add_argument("--out", default=None, metavar="FILE", help="also write the report as JSON")
     parser.add_argument("overrides", nargs="*", metavar="section.key=value",
                         help="change the run's config for the check (e.g. data.background=black)")
@@ -58,8 +61,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--clips must be >= 2")
     if args.readout < 0:
         raise ValueError("--readout must be >= 0")
+    if args.readout_monotonic and not args.readout:
+        raise ValueError("--readout-monotonic needs --readout N")
     cfg = load_config(PretrainJob, [str(config)], args.overrides)
-    rep = checkpoint_pretext_report(ckpt, cfg, clips=args.clips, seed=args.seed, readout_clips=args.readout)
+    rep = checkpoint_pretext_report(ckpt, cfg, clips=args.clips, seed=args.seed, readout_clips=args.readout,
+                                    readout_monotonic=args.readout_monotonic)
     print(format_report(rep))
     if args.readout:
         from ..eval.motion_readout import format_readout

@@ -15,7 +15,10 @@ first, a random middle and the last frame, linearly in between, so a clip often 
 back, and the net change is a pose difference between the first and last frames rather than a sense of motion the
 frames show; trajectories are smoothed random walks, so the displacement is the direction of travel. A rotation R^2
 near 0 (every encoder so far, and networks trained on these quantities directly) therefore does not show that
-rotation is invisible; ``translation`` is the direction summary without that caveat.
+rotation is invisible; ``translation`` is the direction summary without that caveat. ``monotonic=True`` removes it:
+each clip's angle and log scale then run linearly from their first-frame to their last-frame values (the same net
+changes, no middle keyframe), so a clip turns and grows at constant speed, one way, as the benchmark's rotation and
+scaling classes do, and ``rotation`` / ``log_scale`` are a sense of motion the frames show.
 
 Every clip is paired with its **time reversal** (its frames in reverse order), which has the same frames, the same
 mean position and the opposite direction. Features that are the same for a clip and its reversal explain none of
@@ -43,8 +46,8 @@ from ..data.normalize import normalize
 from ..motion.params import MotionParams
 from .diagnostics import target_r2
 
-__all__ = ["QUANTITIES", "DIRECTIONAL", "POOLINGS", "RIDGES", "motion_quantities", "readout_clips", "pooled_features",
-           "motion_readout", "format_readout"]
+__all__ = ["QUANTITIES", "DIRECTIONAL", "POOLINGS", "RIDGES", "motion_quantities", "monotonic_motion", "readout_clips",
+           "pooled_features", "motion_readout", "format_readout"]
 
 QUANTITIES = ("position_x", "position_y", "displacement_x", "displacement_y", "rotation", "log_scale")
 DIRECTIONAL = ("displacement_x", "displacement_y", "rotation", "log_scale")  # change sign under time reversal
@@ -70,8 +73,21 @@ def motion_quantities(params: MotionParams, height: int, width: int, k: int = 0)
                         torch.log(s[:, -1] / s[:, 0])], dim=1)
 
 
-def readout_clips(cfg: PretrainJob, bank: Any, clips: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
+def monotonic_motion(params: MotionParams) -> MotionParams:
+    """`params` with each object's angle linear and its scale log-linear in time from its first-frame value to its
+    last-frame value (the keyframes in between dropped); centres, sizes and objects unchanged."""
+    t = params.angles.shape[-1]
+    ramp = torch.linspace(0.0, 1.0, t, dtype=torch.float64, device=params.angles.device)
+    a, s = params.angles.double(), params.scales.double()
+    angles = a[..., :1] + (a[..., -1:] - a[..., :1]) * ramp
+    scales = s[..., :1] * (s[..., -1:] / s[..., :1]) ** ramp
+    return replace(params, angles=angles.to(params.angles.dtype), scales=scales.to(params.scales.dtype))
+
+
+def readout_clips(cfg: PretrainJob, bank: Any, clips: int, seed: int, monotonic: bool = False
+                  ) -> tuple[Tensor, Tensor, Tensor]:
     """`clips` synthetic clips of one object each, drawn from `seed` only (CPU), and their time reversals.
+    `monotonic`: the motion through `monotonic_motion` (rotation and scaling at constant speed, one way).
 
     Returns (video (2 * clips, 3, T, H, W) uint8: clip i at row 2i, its reversal at 2i + 1;
     quantities (2 * clips, 6) float64, `motion_quantities` of each row: a reversal has the same positions and the
@@ -91,6 +107,8 @@ def readout_clips(cfg: PretrainJob, bank: Any, clips: int, seed: int) -> tuple[T
     g = torch.Generator().manual_seed(seed)
     video = make_background(cfg.data.background, clips, m.num_frames, m.img_size, m.img_size, g).contiguous()
     params = sample_motion(clips, m.num_frames, m.img_size, m.img_size, len(bank), motion, g)
+    if monotonic:
+        params = monotonic_motion(params)
     atlas = bank.atlas(atlas_size_for(motion, m.img_size, m.img_size, bank.max_side), "cpu")
     video, alpha = composite(video, atlas, params, inplace=True, backend=motion.kernel)
     cover = alpha.token_coverage(m.grid, m.tubelet_size, m.patch_size).double()  # (B, T', H', W')
@@ -136,13 +154,15 @@ def pooled_features(encoder: nn.Module, video: Tensor, coverage: Tensor, grid: t
 
 
 def motion_readout(encoder: nn.Module, cfg: PretrainJob, bank: Any, clips: int = 512, seed: int = 4242,
-                   reference: bool = True, ridges: tuple[float, ...] = RIDGES) -> dict[str, Any]:
+                   reference: bool = True, ridges: tuple[float, ...] = RIDGES, monotonic: bool = False
+                   ) -> dict[str, Any]:
     """Held-out R^2 of each of `QUANTITIES` from `encoder`'s pooled features (module docstring).
 
     Three disjoint sets of `clips` clips and their reversals (`readout_clips`): fit on the one drawn from
     ``seed + 1``, the ridge penalty (of `ridges`, `diagnostics.target_r2`'s scale-free penalty) chosen per quantity
     and pooling on the one from ``seed + 2``, R^2 reported on the one from `seed`. `reference`: the same for a random
-    init of the encoder's architecture drawn under `seed`. Deterministic in `seed`.
+    init of the encoder's architecture drawn under `seed`. `monotonic`: every set's motion at constant speed
+    (`monotonic_motion`; module docstring). Deterministic in `seed`.
 
     Returns {"student": {pooling: {quantity: R^2}}, "random_init": the same (when `reference`), "ridge": {encoder:
     {pooling: {quantity: chosen penalty}}}, "clips": clips}; each pooling also holds "position", "direction" and
@@ -159,12 +179,12 @@ def motion_readout(encoder: nn.Module, cfg: PretrainJob, bank: Any, clips: int =
     if (m.num_frames, m.img_size) != (e.num_frames, e.img_size):
         raise ValueError(f"motion_readout: the encoder reads {e.num_frames} frames of {e.img_size} px, but cfg.model "
                          f"draws {m.num_frames} of {m.img_size}")
-    sets = {split: readout_clips(cfg, bank, clips, seed + offset)
+    sets = {split: readout_clips(cfg, bank, clips, seed + offset, monotonic=monotonic)
             for split, offset in (("train", 1), ("val", 2), ("test", 0))}
     encoders = {"student": encoder}
     if reference:
         encoders["random_init"] = load_frozen_encoder(None, encoder.cfg, seed=seed)[0]
-    out: dict[str, Any] = {"clips": clips, "ridge": {}}
+    out: dict[str, Any] = {"clips": clips, "monotonic": monotonic, "ridge": {}}
     for name, enc in encoders.items():
         was_training = enc.training
         enc.eval()
@@ -188,8 +208,9 @@ def motion_readout(encoder: nn.Module, cfg: PretrainJob, bank: Any, clips: int =
 def format_readout(rep: dict[str, Any]) -> str:
     """`motion_readout`'s result as a table: one row per encoder and pooling, one column per quantity."""
     cols = (*QUANTITIES, "position", "direction", "translation")
-    lines = [f"held-out R^2 on {rep['clips']} clips and their reversals (direction: 0 = a clip and its reversal "
-             "look alike)", f"{'encoder / pooling':<22}" + "".join(f"{c:>15}" for c in cols)]
+    speed = ", constant-speed rotation and scaling" if rep.get("monotonic") else ""
+    lines = [f"held-out R^2 on {rep['clips']} clips and their reversals{speed} (direction: 0 = a clip and its "
+             "reversal look alike)", f"{'encoder / pooling':<22}" + "".join(f"{c:>15}" for c in cols)]
     for name in ("student", "random_init"):
         for p, r2 in rep.get(name, {}).items():
             lines.append(f"{name + ' / ' + p:<22}" + "".join(f"{r2[c]:>15.3f}" for c in cols))

@@ -217,10 +217,12 @@ def pretext_report(model: nn.Module, teacher: nn.Module, bank: Any, cfg: Pretrai
 
 
 def checkpoint_pretext_report(checkpoint: str | Path, cfg: PretrainJob, clips: int = 64,
-                              seed: int = 12345, readout_clips: int = 0) -> dict[str, Any]:
+                              seed: int = 12345, readout_clips: int = 0, readout_monotonic: bool = False
+                              ) -> dict[str, Any]:
     """`pretext_report` of a pretraining checkpoint (model with its decoder) under the run's config `cfg`: its
     teacher, and its object bank when motion is on. `readout_clips` > 0: also "motion_readout", the
-    `motion_readout.motion_readout` of the same model's encoder on that many clips (the run's bank)."""
+    `motion_readout.motion_readout` of the same model's encoder on that many clips (the run's bank), at constant-speed
+    rotation and scaling when `readout_monotonic`."""
     from ..checkpoint import load_model
     from ..objects import load_bank
     from ..teachers import build_teacher
@@ -233,5 +235,6 @@ def checkpoint_pretext_report(checkpoint: str | Path, cfg: PretrainJob, clips: i
     if readout_clips:
         from .motion_readout import motion_readout
 
-        rep["motion_readout"] = motion_readout(model.encoder, cfg, bank, clips=readout_clips)
+        rep["motion_readout"] = motion_readout(model.encoder, cfg, bank, clips=readout_clips,
+                                             monotonic=readout_monotonic)
     return rep

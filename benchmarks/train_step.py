@@ -126,7 +126,8 @@ def bench_preset(preset: str, teacher: str, batch: int, device: torch.device, pr
         memory = torch.cuda.max_memory_allocated(device) / 2**30
     else:
         memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # process peak RSS (Linux: KiB)
-    return {"preset": preset, "teacher": teacher, "compile": compile and mode, "compile_s": compile_s,
+    return {"preset": preset, "teacher": teacher, "compile": compile, "compile_mode": mode if compile else None,
+            "compile_s": compile_s,
             "device": str(device), "precision": precision,
             "batch": batch,
             "frames": cfg.model.num_frames, "size": cfg.model.img_size, "step_s_median": median,

@@ -165,8 +165,9 @@ def motion_readout(encoder: nn.Module, cfg: PretrainJob, bank: Any, clips: int =
     (`monotonic_motion`; module docstring). Deterministic in `seed`.
 
     Returns {"student": {pooling: {quantity: R^2}}, "random_init": the same (when `reference`), "ridge": {encoder:
-    {pooling: {quantity: chosen penalty}}}, "clips": clips}; each pooling also holds "position", "direction" and
-    "translation", the means over the two position, the four `DIRECTIONAL` and the two displacement quantities.
+    {pooling: {quantity: chosen penalty}}}, "clips": clips, "monotonic": monotonic}; each pooling also holds
+    "position", "direction" and "translation", the means over the two position, the four `DIRECTIONAL` and the two
+    displacement quantities.
     """
     from .features import load_frozen_encoder
 

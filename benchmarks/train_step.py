@@ -10,7 +10,10 @@ forward and backward, AdamW update. Reports the median over timed steps, clips/s
 `--teacher embedded` uses the shipped EfficientNet-Lite0; `clip-random` a randomly initialised CLIP ViT-B/16 of the
 paper's size (same cost as the real one, no weights needed). `--compile` measures each preset eager and then with the
 student and the teacher under `torch.compile` (`train.compile=true`, `--compile-mode` = `train.compile_mode`;
-reduce-overhead captures CUDA graphs), in the same run, and prints the ratio.
+reduce-overhead captures CUDA graphs), in the same run, and prints the ratio. `--cpu-bf16` (CPU) measures each preset
+in fp32, with the teacher in bf16 (`teacher.dtype=bfloat16`) and with student and teacher in bf16
+(`train.precision=bf16`), in the same run: on a CPU with AMX (the `amx_bf16` flag in /proc/cpuinfo) bf16
+convolutions and matmuls run on the tile unit.
 """
 
 from __future__ import annotations
@@ -72,8 +75,9 @@ OVERRIDES: list[str] = []  # --set: config overrides applied after the preset (e
 
 
 def build_step(preset: str, teacher: str, batch: int, device: torch.device, precision: str, compile: bool = False,
-               mode: str = "default"):
-    cfg = load_config(PretrainJob, overrides=[f"model.preset={preset}", f"train.precision={precision}", *OVERRIDES])
+               mode: str = "default", extra: tuple[str, ...] = ()):
+    cfg = load_config(PretrainJob, overrides=[f"model.preset={preset}", f"train.precision={precision}", *OVERRIDES,
+                                              *extra])
     tea = random_clip_teacher(cfg.model) if teacher == "clip-random" else build_teacher(cfg.teacher, cfg.model)
     tea = tea.to(device)
     if TEACHER_WEIGHTS == "bfloat16":
@@ -100,8 +104,8 @@ def build_step(preset: str, teacher: str, batch: int, device: torch.device, prec
 
 
 def bench_preset(preset: str, teacher: str, batch: int, device: torch.device, precision: str, steps: int,
-                 peak: float, compile: bool = False, mode: str = "default") -> dict:
-    cfg, model, run = build_step(preset, teacher, batch, device, precision, compile, mode)
+                 peak: float, compile: bool = False, mode: str = "default", extra: tuple[str, ...] = ()) -> dict:
+    cfg, model, run = build_step(preset, teacher, batch, device, precision, compile, mode, extra)
     compile_s = 0.0
     if compile:
         t0 = time.perf_counter()
@@ -128,7 +132,7 @@ def bench_preset(preset: str, teacher: str, batch: int, device: torch.device, pr
         memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # process peak RSS (Linux: KiB)
     return {"preset": preset, "teacher": teacher, "compile": compile, "compile_mode": mode if compile else None,
             "compile_s": compile_s,
-            "device": str(device), "precision": precision,
+            "device": str(device), "precision": precision, "teacher_dtype": cfg.teacher.dtype,
             "batch": batch,
             "frames": cfg.model.num_frames, "size": cfg.model.img_size, "step_s_median": median,
             "clips_per_s": batch / median, "peak_mem_gib": round(memory, 3), "tflops_per_step": flops / 1e12,
@@ -152,6 +156,9 @@ def main() -> None:
                         help="then profile N steps of the first preset: time per phase and the top kernels")
     parser.add_argument("--teacher-weights", default="float32", choices=["float32", "bfloat16"],
                         help="store the teacher's weights in bf16 (teacher.weights_dtype; no per-step casts)")
+    parser.add_argument("--cpu-bf16", action="store_true",
+                        help="on the CPU, also measure each preset with the teacher in bf16 (teacher.dtype=bfloat16) "
+                             "and with the student too (train.precision=bf16), against fp32 in the same run")
     args = parser.parse_args()
     global TEACHER_WEIGHTS
     TEACHER_WEIGHTS = args.teacher_weights
@@ -165,19 +172,34 @@ def main() -> None:
                              8192 if device.type == "cuda" else 1024)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU x{torch.get_num_threads()} threads"
     print(f"device: {name}; measured peak matmul {peak / 1e12:.2f} TFLOP/s ({precision})")
+    if args.cpu_bf16 and device.type != "cpu":
+        raise SystemExit("--cpu-bf16 measures the CPU (on CUDA the step is bf16 already)")
+    # (label, train.precision, extra overrides): fp32 first, the reference of the ratios
+    kinds = [("", precision, ())]
+    if args.cpu_bf16:
+        kinds += [(" teacher bf16", "fp32", ("teacher.dtype=bfloat16",)),
+                  (" student+teacher bf16", "bf16", ("teacher.dtype=bfloat16",))]
     results = []
     for preset in presets:
-        for compile in [False, True] if args.compile else [False]:
-            r = bench_preset(preset, args.teacher, batch, device, precision, args.steps, peak, compile,
-                             args.compile_mode)
-            results.append(r)
-            name = preset + (f" compiled ({args.compile_mode}; {r['compile_s']:.0f} s to compile)" if compile else "")
-            print(f"{name:6s} batch {batch:3d} {r['frames']}x{r['size']}px: {r['clips_per_s']:8.1f} clips/s, "
-                  f"step {r['step_s_median'] * 1e3:7.1f} ms (median of {args.steps}), "
-                  f"peak mem {r['peak_mem_gib']:.2f} GiB, "
-                  f"{r['tflops_per_step']:.3f} TFLOP/step, MFU {r['mfu']:.1%}")
-            if compile:
-                print(f"{preset}: compiled / eager step rate {results[-2]['step_s_median'] / r['step_s_median']:.2f}x")
+        ref = len(results)  # this preset's fp32 eager result
+        for label, prec, extra in kinds:
+            for compile in [False, True] if args.compile else [False]:
+                r = bench_preset(preset, args.teacher, batch, device, prec, args.steps, peak, compile,
+                                 args.compile_mode, extra)
+                results.append(r)
+                name = preset + label + (f" compiled ({args.compile_mode}; {r['compile_s']:.0f} s to compile)"
+                                         if compile else "")
+                print(f"{name:6s} batch {batch:3d} {r['frames']}x{r['size']}px: {r['clips_per_s']:8.1f} clips/s, "
+                      f"step {r['step_s_median'] * 1e3:7.1f} ms (median of {args.steps}), "
+                      f"peak mem {r['peak_mem_gib']:.2f} GiB, "
+                      f"{r['tflops_per_step']:.3f} TFLOP/step, MFU {r['mfu']:.1%}")
+                if compile:
+                    print(f"{preset}{label}: compiled / eager step rate "
+                          f"{results[-2]['step_s_median'] / r['step_s_median']:.2f}x")
+            if label:
+                eager = results[-2] if args.compile else results[-1]
+                ratio = results[ref]["step_s_median"] / eager["step_s_median"]
+                print(f"{preset}{label}: step rate / fp32's {ratio:.2f}x")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": name, "peak_tflops": peak / 1e12, "results": results}, f, indent=2)

@@ -52,6 +52,29 @@ def test_bench_runs_the_train_step_benchmark(capsys, tmp_path):
     assert "clips/s" in capsys.readouterr().out
 
 
+def test_bench_train_step_cpu_bf16_measures_each_precision_against_fp32(capsys, tmp_path):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "train-step", "--steps", "1", "--batch", "2", "--cpu-bf16", "--json", str(out)]) == 0
+    import json
+
+    results = json.loads(out.read_text())["results"]
+    kinds = [(r["precision"], r["teacher_dtype"]) for r in results]
+    assert kinds == [("fp32", "auto"), ("fp32", "bfloat16"), ("bf16", "bfloat16")]
+    assert all(r["clips_per_s"] > 0 for r in results)
+    assert capsys.readouterr().out.count("step rate / fp32's") == 2
+
+
+def test_bench_finetune_step_times_fp32_and_bf16_in_the_same_run(capsys, tmp_path):
+    out = tmp_path / "ft.json"
+    assert main(["bench", "finetune-step", "--batch", "2", "--rounds", "2", "--json", str(out)]) == 0
+    import json
+
+    result = json.loads(out.read_text())
+    assert set(result["times"]) == {"fp32", "bf16"} and all(len(t) == 2 for t in result["times"].values())
+    assert result["tokens"] == 256 and all(t > 0 for t in result["step_s_median"].values())  # 4 x 8 x 8: 8-px
+    assert "fp32's rate" in capsys.readouterr().out
+
+
 def test_bench_profile_reports_every_phase_of_the_step(capsys):
     assert main(["bench", "train-step", "--steps", "1", "--batch", "2", "--profile", "1"]) == 0
     out = capsys.readouterr().out

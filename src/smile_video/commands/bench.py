@@ -7,7 +7,8 @@ import runpy
 import sys
 from pathlib import Path
 
-SCRIPTS = {"motion": "motion.py", "train-step": "train_step.py", "data": "data.py"}
+SCRIPTS = {"motion": "motion.py", "train-step": "train_step.py", "finetune-step": "finetune_step.py",
+           "data": "data.py"}
 
 
 def benchmarks_dir() -> Path:
@@ -23,7 +24,8 @@ def benchmarks_dir() -> Path:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("which", choices=[*SCRIPTS, "all"],
                         help="motion: motion-infusion clips/s against a per-frame PIL reference; train-step: clips/s, "
-                             "peak memory and MFU of a full pretraining step per preset; data: training clips/s per "
+                             "peak memory and MFU of a full pretraining step per preset; finetune-step: a "
+                             "finetuning step in fp32 against bf16 autocast on the CPU; data: training clips/s per "
                              "core on generated K400-like mp4s per decoder and num_samples against the paper's "
                              "loader path; all: every one with defaults")
     parser.add_argument("args", nargs=argparse.REMAINDER,

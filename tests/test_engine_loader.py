@@ -85,6 +85,9 @@ def test_pretrain_on_mp4s_reports_throughput_and_resumes_bitwise(tmp_path, mp4_l
     summary = [r for r in records if r.get("event") == "throughput"]
     assert len(summary) == 1 and summary[0]["clips_per_s"] > 0 and 0 <= summary[0]["data_wait"] <= 1
     assert summary[0]["num_workers"] == 1
+    # the steady rate starts at the first log line (log_every=1: step 1), so it leaves out the first step's start-up
+    assert summary[0]["steady_from_step"] == 1
+    assert summary[0]["clips_per_s_steady"] > 0 and 0 <= summary[0]["data_wait_steady"] <= 1
 
     # Interrupted after step 4 (a checkpoint mid-pass): resuming in-process, with no workers, gives the same weights.
     cut = tmp_path / "cut"

@@ -270,7 +270,9 @@ class Pretrainer:
         rd.echo(f"data: {self.data_options['num_workers']} loader workers, "
                 f"pin_memory={self.data_options['pin_memory']}" + (f", decoder {decoder} (data.decoder="
                                                                      f"{cfg.data.decoder})" if decoder else ""))
-        meter, total = Meter(), Meter()
+        # steady: from the first log line of this run on, so the summary also reports a rate without the first
+        # interval's compile time (train.compile), loader start-up and first-call allocations
+        meter, total, steady = Meter(), Meter(), None
         bar = rd.progress(total=plan.total_steps, initial=self.step, desc="pretrain")
         self.net.train()
         it = iter(self.loader(self.step))
@@ -289,6 +291,9 @@ class Pretrainer:
                 meter.wait += wait
                 total.wait += wait
                 total.clips += cfg.train.batch_size
+                if steady is not None:
+                    steady.wait += wait
+                    steady.clips += cfg.train.batch_size
                 skipped = sum(len(b.get("skipped", [])) for b in batches)
                 if skipped and self.data_options["num_workers"]:
                     self._report_skipped(batches)
@@ -300,6 +305,8 @@ class Pretrainer:
                 bar.update(1)
                 if self.step % cfg.train.log_every == 0 or self.step == end:
                     self.log(meter, stage.name, bar)
+                    if steady is None:
+                        steady, steady_from = Meter(), self.step
                 if cfg.train.save_every and self.step % cfg.train.save_every == 0:
                     self.save(stage.name)
             if self.step == plan.stage_start_step(stage_index) + stage.passes * plan.steps_per_pass:
@@ -311,9 +318,15 @@ class Pretrainer:
             elapsed = max(1e-9, time.perf_counter() - total.start)
             summary = {"event": "throughput", "step": self.step, "clips_per_s": total.clips / elapsed,
                        "data_wait": total.wait / elapsed, "num_workers": self.data_options["num_workers"]}
-            rd.log(summary)
-            rd.echo(f"throughput: {summary['clips_per_s']:.1f} clips/s over {self.step} steps; waiting for data "
+            line = (f"throughput: {summary['clips_per_s']:.1f} clips/s over {self.step} steps; waiting for data "
                     f"{summary['data_wait']:.0%} of the time")
+            if steady is not None and steady.clips:
+                steady_s = max(1e-9, time.perf_counter() - steady.start)
+                summary.update(steady_from_step=steady_from, clips_per_s_steady=steady.clips / steady_s,
+                               data_wait_steady=steady.wait / steady_s)
+                line += f" ({summary['clips_per_s_steady']:.1f} clips/s after step {steady_from})"
+            rd.log(summary)
+            rd.echo(line)
         if self.info.enabled:  # DDP must leave every rank with the same weights
             divergence = max_param_divergence(self.model, self.info)
             rd.log({"event": "ddp_check", "world_size": self.info.world_size, "max_param_divergence": divergence})

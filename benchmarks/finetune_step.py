@@ -41,7 +41,7 @@ def build(overrides: list[str], batch: int, num_classes: int = 8):
     f, m = cfg.finetune, cfg.model
     model, m = build_classifier(m, num_classes, None, f.drop_path, seed=0)
     groups = layer_decay_param_groups(model, f.weight_decay, f.layer_decay, m.depth)
-    opt = torch.optim.AdamW(groups, lr=1e-3)
+    opt = torch.optim.AdamW(groups, lr=1e-3, betas=tuple(f.betas))  # as `smile finetune` builds it
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, 3, m.num_frames, m.img_size, m.img_size, generator=gen)  # (B, 3, T, H, W)
     y = torch.randint(0, num_classes, (batch,), generator=gen)
@@ -77,15 +77,15 @@ def main() -> None:
             step(dtype)
             times[name].append(time.perf_counter() - t0)
     med = {name: statistics.median(ts) for name, ts in times.items()}
-    tokens = (m.num_frames // m.tubelet_size) * (m.img_size // m.patch_size) ** 2
-    print(f"CPU x{torch.get_num_threads()} threads, AMX bf16 {'yes' if has_amx() else 'no'}; "
+    tokens, amx = m.num_tokens, has_amx()
+    print(f"CPU x{torch.get_num_threads()} threads, AMX bf16 {'yes' if amx else 'no'}; "
           f"{m.preset} ({m.embed_dim}-d, depth {m.depth}), {tokens} tokens, batch {args.batch}")
     for name, t in med.items():
         print(f"{name}: step {t * 1e3:7.1f} ms (median of {args.rounds}), {args.batch / t:6.1f} clips/s, "
               f"{med['fp32'] / t:.2f}x fp32's rate")
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"threads": torch.get_num_threads(), "amx_bf16": has_amx(),
+            json.dump({"threads": torch.get_num_threads(), "amx_bf16": amx,
                        "overrides": args.set, "batch": args.batch, "tokens": tokens,
                        "step_s_median": med, "times": times}, fh, indent=2)
 

@@ -4,6 +4,8 @@ metrics of a resumed run holding each step once (issue 15, items 1 and 2)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,17 @@ from conftest import write_two_class_videos
 
 from smile_video.cli import main
 from smile_video.config import ConfigError, PretrainJob, load_config, save_config
-from smile_video.run_guard import RunDirError, claim_run_dir, resume_changes
+from smile_video.eval.features import file_digest
+from smile_video.run_guard import (
+    LOCK_NAME,
+    RunDirError,
+    claim_run_dir,
+    holding_run_dir,
+    lock_run_dir,
+    release_run_dir,
+    releases_run_dir,
+    resume_changes,
+)
 from smile_video.runlog import read_metrics, truncate_metrics
 
 # 4 steps: 2 batches of 4 a pass, progressive 1 + 1 epochs; checkpoints at the end of each stage (steps 2 and 4).
@@ -28,8 +40,9 @@ def steps(run: Path) -> list[int]:
 # ----------------------------------------------------------------------------------------------------- claim_run_dir
 def test_a_folder_that_holds_files_is_refused_naming_both_ways_out(tmp_path):
     run = tmp_path / "run"
-    assert claim_run_dir(run, resume=False, overwrite=False) is False  # missing: fine
-    run.mkdir()
+    assert claim_run_dir(run, resume=False, overwrite=False) is False  # missing: fine (created, locked)
+    release_run_dir(run)
+    assert [p.name for p in run.iterdir()] == [LOCK_NAME]
     assert claim_run_dir(run, resume=False, overwrite=False) is False  # empty: fine
     (run / "config.yaml").write_text("{}\n")
     (run / "metrics.jsonl").write_text("{}\n")
@@ -53,7 +66,7 @@ def test_overwrite_empties_only_a_smile_run_and_keeps_named_caches(tmp_path):
     assert (run / "metrics.jsonl").is_file()
     (run / "config.yaml").write_text("{}\n")
     assert claim_run_dir(run, resume=False, overwrite=True, keep=("features",)) is True
-    assert sorted(p.name for p in run.iterdir()) == ["features"]
+    assert sorted(p.name for p in run.iterdir()) == [LOCK_NAME, "features"]
     assert (run / "features" / "train-abc.safetensors").read_text() == "cache"
     # a resume with nothing to resume yet (killed before the first checkpoint) starts clean too
     (run / "config.yaml").write_text("{}\n")
@@ -118,6 +131,94 @@ def test_pretrain_refuses_a_second_run_resumes_checked_and_overwrites_clean(tmp_
     assert main(["pretrain", *TINY, "--out", str(out), "--overwrite"]) == 0  # a new run: only its own records
     assert steps(out) == [1, 2, 3, 4]
     assert not [r for r in read_metrics(out / "metrics.jsonl") if r.get("event") in ("resume", "config_change")]
+
+
+# ------------------------------------------------------------------------------------------- one process per folder
+class Holder:
+    """Another process that takes the lock of `path` and keeps it until `release()` (it reads stdin until EOF)."""
+
+    def __init__(self, path: Path):
+        code = ("import sys; from smile_video.run_guard import lock_run_dir; lock_run_dir(sys.argv[1]); "
+                "print('locked', flush=True); sys.stdin.read()")
+        self.proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "locked"
+
+    def release(self) -> None:
+        self.proc.stdin.close()
+        assert self.proc.wait(timeout=60) == 0
+
+
+def test_a_folder_another_process_writes_into_is_refused_whatever_the_flags(tmp_path):
+    run = tmp_path / "run"
+    holder = Holder(run)
+    try:
+        for flags in (dict(resume=False, overwrite=False), dict(resume=True, overwrite=False, resumable=True),
+                      dict(resume=False, overwrite=True)):
+            with pytest.raises(RunDirError, match=rf"in use by another smile process \(pid {holder.proc.pid}"):
+                claim_run_dir(run, **flags)
+    finally:
+        holder.release()
+    assert claim_run_dir(run, resume=False, overwrite=False) is False  # the holder ended: the OS freed its lock
+    release_run_dir(run)
+
+
+def test_the_lock_file_is_not_a_run_file_and_the_same_process_may_claim_again(tmp_path):
+    run = tmp_path / "run"
+    with holding_run_dir(run):
+        assert (run / LOCK_NAME).is_file()
+        assert claim_run_dir(run, resume=False, overwrite=False) is False  # only the lock file there: an empty folder
+        (run / "config.yaml").write_text("{}\n")
+        assert claim_run_dir(run, resume=False, overwrite=True) is True  # this process holds it: no refusal
+        assert [p.name for p in run.iterdir()] == [LOCK_NAME]  # overwrite removed the run, not the lock
+    holder = Holder(run)  # released at the block's end: another process can take it
+    holder.release()
+
+
+def test_a_job_releases_its_lock_when_it_returns_or_raises(tmp_path):
+    class Cfg:
+        class run:
+            out_dir = tmp_path / "run"
+
+    @releases_run_dir
+    def job(cfg, fail):
+        claim_run_dir(cfg.run.out_dir, resume=False, overwrite=False)
+        if fail:
+            raise RuntimeError("the job failed")
+        return "done"
+
+    assert job(Cfg, False) == "done"
+    Holder(Cfg.run.out_dir).release()  # free again
+    with pytest.raises(RuntimeError):
+        job(Cfg, True)
+    Holder(Cfg.run.out_dir).release()
+    lock_run_dir(Cfg.run.out_dir)  # held before the job: the job leaves it held
+    job(Cfg, False)
+    other = subprocess.run([sys.executable, "-c", "import sys; from smile_video.run_guard import lock_run_dir; "
+                            "lock_run_dir(sys.argv[1])", str(Cfg.run.out_dir)], capture_output=True, text=True)
+    assert other.returncode != 0 and "in use by another smile process" in other.stderr
+    release_run_dir(Cfg.run.out_dir)
+
+
+def test_pretrain_into_a_folder_another_process_holds_is_refused_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "pt"
+    holder = Holder(out)
+    try:
+        assert main(["pretrain", *TINY, "--out", str(out)]) == 1
+    finally:
+        holder.release()
+    err = capsys.readouterr().err
+    assert "in use by another smile process" in err and str(holder.proc.pid) in err and "Traceback" not in err
+    assert [p.name for p in out.iterdir()] == [LOCK_NAME]
+    assert main(["pretrain", *TINY, "--out", str(out)]) == 0  # once it has ended, the folder is free
+    Holder(out).release()  # and the finished job released it
+
+
+def test_a_checkpoint_digest_ignores_the_lock_file(tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    before = file_digest(tmp_path)
+    with holding_run_dir(tmp_path):
+        assert file_digest(tmp_path) == before
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from ..data.collate import collate
 from ..devices import resolve_device
 from ..errors import JobError
 from ..models import PretrainModel
-from ..run_guard import claim_run_dir, format_changes, resume_changes, saved_config
+from ..run_guard import claim_run_dir, format_changes, releases_run_dir, resume_changes, saved_config
 from ..runlog import RunDir, truncate_metrics
 from ..seeding import derive_seed
 from ..teachers import build_teacher
@@ -363,6 +363,7 @@ class Pretrainer:
         meter.reset()
 
 
+@releases_run_dir  # the run directory is locked against other processes until this returns
 def pretrain(cfg: PretrainJob) -> Path:
     """Run (or resume) a whole pretraining recipe; returns the run directory."""
     trainer = Pretrainer(cfg)

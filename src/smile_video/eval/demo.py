@@ -116,7 +116,15 @@ def _table(results: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
 
 
 def run_demo(settings: DemoSettings) -> dict[str, Any]:
-    """Run every step; returns {encoder: `study.evaluate_checkpoint` results} and writes `<out>/report/`."""
+    """Run every step; returns {encoder: `study.evaluate_checkpoint` results} and writes `<out>/report/`. The demo's
+    folder is locked against other processes until this returns (`_claim` takes the lock)."""
+    from ..run_guard import holding_run_dir
+
+    with holding_run_dir(settings.out, lock=False):
+        return _run_demo(settings)
+
+
+def _run_demo(settings: DemoSettings) -> dict[str, Any]:
     from ..objects import default_bank
     from .benchmark import BenchmarkSpec, generate_benchmark
     from .similarity import save_similarity

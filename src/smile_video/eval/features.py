@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..config import ModelConfig
 from ..data.normalize import normalize
+from ..run_guard import LOCK_NAME
 from ..runlog import atomic_write_bytes
 from .similarity import frame_similarity, time_step_features
 
@@ -56,7 +57,7 @@ def file_digest(path: str | Path, chunk: int = 1 << 22) -> str:
     path = Path(path)
     h = hashlib.sha256()
     if path.is_dir():
-        for p in sorted(q for q in path.rglob("*") if q.is_file()):
+        for p in sorted(q for q in path.rglob("*") if q.is_file() and q.name != LOCK_NAME):  # a job's lock: no content
             st = p.stat()
             h.update(f"{p.relative_to(path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
         return h.hexdigest()

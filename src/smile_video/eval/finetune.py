@@ -49,7 +49,7 @@ from ..devices import resolve_device
 from ..engine.checkpoints import find_resume, load_training_state, save_checkpoint
 from ..engine.distributed import DistInfo, all_reduce_mean, cleanup, init_distributed
 from ..engine.optim import cosine_lr, scaled_lr, set_lr
-from ..run_guard import claim_run_dir, format_changes, resume_changes, saved_config
+from ..run_guard import claim_run_dir, format_changes, releases_run_dir, resume_changes, saved_config
 from ..runlog import RunDir, atomic_write_bytes, atomic_write_text, truncate_metrics
 from ..seeding import derive_seed
 from .finetune_tasks import (
@@ -244,6 +244,7 @@ def _restore(path: Path, model: nn.Module, optimizer_for: Callable[[int], torch.
     return state
 
 
+@releases_run_dir  # the run directory is locked against other processes until this returns
 def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
     """Finetune the encoder of `checkpoint` (None: random init) on finetune.train_list; returns results.json.
 

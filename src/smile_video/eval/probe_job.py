@@ -21,7 +21,7 @@ import torch
 from ..config import ProbeConfig, ProbeJob
 from ..config.evaluation import check_list_files
 from ..devices import resolve_device
-from ..run_guard import claim_run_dir
+from ..run_guard import claim_run_dir, releases_run_dir
 from ..runlog import RunDir, atomic_write_text
 from ..seeding import derive_seed
 from .attentive_probe import train_attentive_probe
@@ -162,6 +162,7 @@ def probe_repeats(train: Any, val: Any, test: Any | None, p: ProbeConfig, device
     return out
 
 
+@releases_run_dir  # claim_run_dir (in _start) locks the run directory until this returns
 def run_probe(cfg: ProbeJob, checkpoint: str | None) -> dict[str, Any]:
     """Linear (probe.head=linear) or attentive (probe.head=attentive, on every output token) probing with every lr of
     `cfg.probe.lrs` trained together, `cfg.probe.repeats` times on the same features. Returns results.json's
@@ -205,6 +206,7 @@ def run_probe(cfg: ProbeJob, checkpoint: str | None) -> dict[str, Any]:
     return results
 
 
+@releases_run_dir  # claim_run_dir (in _start) locks the run directory until this returns
 def run_knn(cfg: ProbeJob, checkpoint: str | None) -> dict[str, Any]:
     """kNN (cosine, k = cfg.probe.knn_k) on the same cached features. Returns results.json's content: the common
     head, `protocol`, k / vote / temperature and the reported top1 / top5 / mean_class (test with a test list, else

@@ -396,10 +396,18 @@ def claim_study_dir(settings: StudySettings) -> None:
 
 def run_study(settings: StudySettings, log=print) -> dict[str, Any]:
     """Every (seed, variant): pretrain, probe and describe; then every one finetuned (two passes, see below);
-    results.json written after each step. The folder's settings are checked first (`claim_study_dir`)."""
-    from .benchmark import BenchmarkSpec, generate_benchmark
+    results.json written after each step. The folder's settings are checked first (`claim_study_dir`), and the
+    folder is locked against a second process (`run_guard.lock_run_dir`) until this returns."""
+    from ..run_guard import holding_run_dir
 
     settings.check_clip_length()
+    with holding_run_dir(settings.out):
+        return _run_study(settings, log)
+
+
+def _run_study(settings: StudySettings, log) -> dict[str, Any]:
+    from .benchmark import BenchmarkSpec, generate_benchmark
+
     claim_study_dir(settings)
     spec = BenchmarkSpec(num_frames=settings.benchmark_frames, size=settings.benchmark_size, seed=0)
     tasks = generate_benchmark(settings.out / "benchmark", spec)

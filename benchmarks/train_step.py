@@ -34,6 +34,7 @@ from smile_video.engine.step import MicroStep
 from smile_video.models import PretrainModel
 from smile_video.objects import default_bank
 from smile_video.teachers import build_teacher
+from smile_video.teachers.base import resolve_autocast_dtype
 
 
 def sync(device: torch.device) -> None:
@@ -80,10 +81,13 @@ def build_step(preset: str, teacher: str, batch: int, device: torch.device, prec
                                               *extra])
     tea = random_clip_teacher(cfg.model) if teacher == "clip-random" else build_teacher(cfg.teacher, cfg.model)
     tea = tea.to(device)
-    if TEACHER_WEIGHTS == "bfloat16":
-        if precision != "bf16":
-            raise SystemExit("--teacher-weights bfloat16 needs the bf16 step (a CUDA device)")
+    # bf16 weights need a teacher that runs in bf16: the bf16 step, or --cpu-bf16's teacher kinds; the fp32
+    # reference of --cpu-bf16 keeps its weights in fp32 (reported as "teacher_weights")
+    weights = "float32"
+    if TEACHER_WEIGHTS == "bfloat16" and resolve_autocast_dtype(cfg.teacher.dtype, device) == torch.bfloat16:
         tea.keep_weights_in(torch.bfloat16)
+        weights = "bfloat16"
+    cfg.teacher.weights_dtype = weights
     model = PretrainModel(cfg.model, target_dim=tea.dim).to(device)
     opt = build_adamw(model, 1e-4, 0.05, (0.9, 0.95))
     net = torch.compile(model, mode=mode) if compile else model  # as the engine does with train.compile=true
@@ -133,7 +137,7 @@ def bench_preset(preset: str, teacher: str, batch: int, device: torch.device, pr
     return {"preset": preset, "teacher": teacher, "compile": compile, "compile_mode": mode if compile else None,
             "compile_s": compile_s,
             "device": str(device), "precision": precision, "teacher_dtype": cfg.teacher.dtype,
-            "batch": batch,
+            "teacher_weights": cfg.teacher.weights_dtype, "batch": batch,
             "frames": cfg.model.num_frames, "size": cfg.model.img_size, "step_s_median": median,
             "clips_per_s": batch / median, "peak_mem_gib": round(memory, 3), "tflops_per_step": flops / 1e12,
             "mfu": flops / median / peak, "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
@@ -155,7 +159,8 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="then profile N steps of the first preset: time per phase and the top kernels")
     parser.add_argument("--teacher-weights", default="float32", choices=["float32", "bfloat16"],
-                        help="store the teacher's weights in bf16 (teacher.weights_dtype; no per-step casts)")
+                        help="store the teacher's weights in bf16 (teacher.weights_dtype; no per-step casts) "
+                             "wherever the teacher runs in bf16 (CUDA; on the CPU, --cpu-bf16's bf16 kinds)")
     parser.add_argument("--cpu-bf16", action="store_true",
                         help="on the CPU, also measure each preset with the teacher in bf16 (teacher.dtype=bfloat16) "
                              "and with the student too (train.precision=bf16), against fp32 in the same run")
@@ -174,6 +179,9 @@ def main() -> None:
     print(f"device: {name}; measured peak matmul {peak / 1e12:.2f} TFLOP/s ({precision})")
     if args.cpu_bf16 and device.type != "cpu":
         raise SystemExit("--cpu-bf16 measures the CPU (on CUDA the step is bf16 already)")
+    if args.teacher_weights == "bfloat16" and device.type == "cpu" and not args.cpu_bf16:
+        raise SystemExit("--teacher-weights bfloat16 needs a teacher that runs in bf16: on the CPU add --cpu-bf16 "
+                         "(its bf16 kinds keep the weights in bf16, its fp32 reference in fp32)")
     # (label, train.precision, extra overrides): fp32 first, the reference of the ratios
     kinds = [("", precision, ())]
     if args.cpu_bf16:

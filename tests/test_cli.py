@@ -64,6 +64,18 @@ def test_bench_train_step_cpu_bf16_measures_each_precision_against_fp32(capsys, 
     assert capsys.readouterr().out.count("step rate / fp32's") == 2
 
 
+def test_bench_train_step_bf16_teacher_weights_on_the_cpu_apply_to_the_bf16_kinds(capsys, tmp_path):
+    out = tmp_path / "bench.json"
+    with pytest.raises(SystemExit, match="add --cpu-bf16"):  # alone, the CPU step's teacher runs in fp32
+        main(["bench", "train-step", "--steps", "1", "--batch", "2", "--teacher-weights", "bfloat16"])
+    assert main(["bench", "train-step", "--steps", "1", "--batch", "2", "--cpu-bf16", "--teacher-weights", "bfloat16",
+                 "--json", str(out)]) == 0
+    import json
+
+    results = json.loads(out.read_text())["results"]
+    assert [r["teacher_weights"] for r in results] == ["float32", "bfloat16", "bfloat16"]
+
+
 def test_bench_finetune_step_times_fp32_and_bf16_in_the_same_run(capsys, tmp_path):
     out = tmp_path / "ft.json"
     assert main(["bench", "finetune-step", "--batch", "2", "--rounds", "2", "--json", str(out)]) == 0

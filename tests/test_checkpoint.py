@@ -130,7 +130,7 @@ def test_our_format_round_trips_exactly(tmp_path, kind):
     save_model(model, CFG, tmp_path / "ckpt", meta={"epoch": 3, "teacher": "clip"})
     doc = json.loads((tmp_path / "ckpt" / "config.json").read_text())
     assert doc["kind"] == kind and doc["meta"]["epoch"] == 3
-    assert sorted(os.listdir(tmp_path / "ckpt")) == ["config.json", "model.safetensors"]  # no temp files left
+    assert sorted(os.listdir(tmp_path / "ckpt")) == ["config.json", "manifest.json", "model.safetensors"]  # no temp
     loaded, cfg, report = load_model(tmp_path / "ckpt")
     assert report.ok and cfg == CFG and type(loaded) is type(model)
     a, b = model.state_dict(), loaded.state_dict()

@@ -30,6 +30,7 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from .config import ModelConfig
+from .manifest import CorruptCheckpoint, check_intact, newest_intact, write_manifest
 from .models.classifier import VideoClassifier
 from .models.convert import (
     StateDict,
@@ -123,7 +124,8 @@ def _describe(model: nn.Module) -> tuple[str, dict[str, Any]]:
 
 
 def save_model(model: nn.Module, cfg: ModelConfig, out_dir: str | Path, meta: dict | None = None) -> None:
-    """Write ``out_dir/model.safetensors`` and ``out_dir/config.json`` (model config, kind and `meta`), atomically."""
+    """Write ``out_dir/model.safetensors`` and ``out_dir/config.json`` (model config, kind and `meta`), atomically,
+    then ``manifest.json`` (their sizes and sha256: `load_model` refuses a damaged file)."""
     model = _unwrap_module(model)
     kind, build = _describe(model)
     out = Path(out_dir)
@@ -132,6 +134,7 @@ def save_model(model: nn.Module, cfg: ModelConfig, out_dir: str | Path, meta: di
     doc = {"format": FORMAT, "version": VERSION, "kind": kind, "model": dataclasses.asdict(cfg),
            "meta": {**(meta or {}), **build}}
     atomic_write_text(out / "config.json", json.dumps(doc, indent=2, sort_keys=False) + "\n")
+    write_manifest(out, ["model.safetensors", "config.json"])  # last: a damaged file is found on load
 
 
 def _build(kind: str, cfg: ModelConfig, meta: dict[str, Any]) -> nn.Module:
@@ -155,12 +158,15 @@ def _model_config(fields: dict[str, Any], source: str) -> ModelConfig:
 
 
 def _resolve_path(path: Path) -> Path:
-    """A run directory resolves to its newest complete checkpoint directory."""
+    """A run directory resolves to its newest complete checkpoint directory that is not damaged (manifest.json)."""
     if path.is_dir() and not (path / "config.json").exists():
         steps = sorted((p for p in (path / "checkpoints").glob("step_*") if (p / "config.json").exists()),
                        key=lambda p: int(re.sub(r"\D", "", p.name) or 0))
         if steps:
-            return steps[-1]
+            found = newest_intact(steps, str(path))
+            if found is None:
+                raise CorruptCheckpoint(f"{path}: every checkpoint under checkpoints/ is damaged (manifest.json)")
+            return found
         raise FileNotFoundError(f"{path}: no config.json here and no checkpoints/step_* directory under it")
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -175,6 +181,7 @@ def _read(path: str | Path, cfg: ModelConfig | None) -> tuple[StateDict, ModelCo
         if doc.get("format") == FORMAT:
             if not (p / "model.safetensors").exists():
                 raise FileNotFoundError(f"{p}: config.json present but model.safetensors missing")
+            check_intact(p)
             model_cfg = _model_config(doc["model"], str(p / "config.json"))
             if cfg is not None:
                 for name in _RUNTIME_FIELDS:

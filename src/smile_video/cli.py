@@ -80,6 +80,10 @@ VERBS: tuple[Verb, ...] = (
          "configurable stride (Table 10: THUMOS-14, ActivityNet-1.3). See docs/evaluation.md.", 14),
     Verb("export", "export", "export a checkpoint (e.g. to a Hugging Face VideoMAE directory)",
          "`smile export hf CKPT OUT` writes config.json + safetensors that transformers loads.", 4),
+    Verb("verify", "verify", "check checkpoints against their manifests (each file's size and sha256)",
+         "A run directory (every checkpoints/step_* and model/) or a checkpoint directory: intact, damaged (which "
+         "file) or without a manifest. Exit status 1 when one is damaged. `--resume auto` already passes over a "
+         "damaged checkpoint; this says so before a copy or a long job relies on one.", 15),
     Verb("bench", "bench", "run the speed benchmarks (motion infusion, train step)",
          "Runs the scripts under benchmarks/ and prints medians; see docs/benchmarks.md.", 6),
     Verb("demo", "demo", "the main job: pretrain on synthetic video and evaluate it, from nothing",

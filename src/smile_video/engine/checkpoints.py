@@ -4,6 +4,8 @@ Layout of ``<run>/checkpoints/step_00001234/``:
     model.safetensors, config.json   the model in our portable format (`smile_video.checkpoint.save_model`)
     training_state.pt                optimizer, grad scaler, step, stage, epoch position (tensors and plain data only,
                                      loadable with ``weights_only=True``)
+    manifest.json                    each file's size and sha256 (`smile_video.manifest`): a file damaged after the
+                                     write is found, and `--resume auto` takes the newest intact checkpoint
 A directory appears under its final name only once complete (written as ``.tmp-*`` then renamed).
 """
 
@@ -22,6 +24,7 @@ from torch import nn
 
 from ..checkpoint import save_model
 from ..config import ModelConfig
+from ..manifest import CorruptCheckpoint, check_intact, newest_intact, write_manifest
 from ..runlog import atomic_write_bytes
 
 STEP_DIR = re.compile(r"^step_(\d{8})$")
@@ -48,6 +51,7 @@ def save_checkpoint(run_dir: str | Path, step: int, model: nn.Module, model_cfg:
         buf = io.BytesIO()
         torch.save(state, buf)
         atomic_write_bytes(tmp / "training_state.pt", buf.getvalue())
+        write_manifest(tmp, ["model.safetensors", "config.json", "training_state.pt"])
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -72,13 +76,22 @@ def load_training_state(path: str | Path) -> dict[str, Any]:
 
 
 def find_resume(run_dir: str | Path, resume: str) -> Path | None:
-    """`auto` -> the newest complete checkpoint of the run (None when there is none); otherwise the given path."""
+    """`auto` -> the newest complete checkpoint of the run that is not damaged (its manifest.json; a damaged one is
+    passed over with a warning; None when there is none); otherwise the given path, refused when damaged."""
     if not resume:
         return None
     if resume == "auto":
         dirs = checkpoint_dirs(run_dir)
-        return dirs[-1] if dirs else None
+        if not dirs:
+            return None
+        found = newest_intact(dirs, "run.resume=auto")
+        if found is None:
+            raise CorruptCheckpoint(f"run.resume=auto: every checkpoint of {run_dir} is damaged (manifest.json); "
+                                    "start again with --overwrite")
+        return found
     path = Path(resume)
     if not path.exists():
         raise FileNotFoundError(f"run.resume: {resume!r} does not exist")
+    if path.is_dir():
+        check_intact(path)
     return path

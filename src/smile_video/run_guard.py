@@ -14,6 +14,7 @@
   released by the OS when the process ends, so a crash leaves no stale lock): a second process that claims the same
   folder, even with ``--resume`` or ``--overwrite``, is refused with the holder's pid instead of writing over it.
   Best effort: where the file system has no locks (or there is no ``fcntl``: Windows) the folder is used unlocked.
+  DataLoader workers forked while the lock is held share it, so it ends with the last of them.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import yaml
 from .config import ConfigError, to_dict
 
 __all__ = ["RunDirError", "LOCK_NAME", "claim_run_dir", "lock_run_dir", "release_run_dir", "holding_run_dir",
-           "releases_run_dir",            "saved_config", "resume_changes", "format_changes"]
+           "releases_run_dir", "saved_config", "resume_changes", "format_changes"]
 
 Change = tuple[str, Any, Any]  # (key, saved value, new value)
 

@@ -340,11 +340,16 @@ def test_resume_from_a_missing_or_corrupt_checkpoint_names_the_file(mp4_lists, t
     shutil.copytree(good, bad_state)
     data = (bad_state / "training_state.pt").read_bytes()
     (bad_state / "training_state.pt").write_bytes(data[: len(data) // 2])  # truncated
+    err = resume_error(bad_state)  # its manifest.json finds it before any load
+    assert f"{bad_state} is damaged: training_state.pt has" in err
+    (bad_state / "manifest.json").unlink()  # a checkpoint from before manifests: the load itself names the file
     err = resume_error(bad_state)
     assert str(bad_state / "training_state.pt") in err and "unreadable" in err
     bad_weights = tmp_path / "bad_weights"
     shutil.copytree(good, bad_weights)
     (bad_weights / "model.safetensors").write_bytes(b"not safetensors")
+    assert f"{bad_weights} is damaged: model.safetensors has" in resume_error(bad_weights)
+    (bad_weights / "manifest.json").unlink()
     assert str(bad_weights / "model.safetensors") in resume_error(bad_weights)
     empty = tmp_path / "empty"
     empty.mkdir()

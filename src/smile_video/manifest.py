@@ -41,28 +41,39 @@ def _sha256(path: Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def write_manifest(folder: str | Path, names: Iterable[str]) -> None:
+def _listed(folder: Path) -> dict[str, dict]:
+    """The files `folder`'s manifest lists ({name: {"bytes", "sha256"}}); ValueError when it does not parse."""
+    try:
+        doc = json.loads((folder / MANIFEST).read_text())
+        files = doc["files"]
+        if doc.get("format") != FORMAT or not isinstance(files, dict):
+            raise ValueError("not a smile-video manifest")
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(str(e)) from e
+    return files
+
+
+def write_manifest(folder: str | Path, names: Iterable[str], extend: bool = False) -> None:
     """Record the size and sha256 of `folder`'s files `names` in ``folder/manifest.json`` (atomically): call it
-    after the files are written, as the directory's last write."""
+    after the files are written, as the directory's last write. `extend`: keep what the folder's manifest lists
+    already (a file added beside a saved model is hashed alone)."""
     folder = Path(folder)
-    files = {name: {"bytes": (folder / name).stat().st_size, "sha256": _sha256(folder / name)}
-             for name in sorted(names)}
-    atomic_write_text(folder / MANIFEST, json.dumps({"format": FORMAT, "version": 1, "files": files}, indent=1) + "\n")
+    files = _listed(folder) if extend else {}
+    files.update({name: {"bytes": (folder / name).stat().st_size, "sha256": _sha256(folder / name)}
+                  for name in names})
+    atomic_write_text(folder / MANIFEST, json.dumps({"format": FORMAT, "version": 1, "files": dict(sorted(
+        files.items()))}, indent=1) + "\n")
 
 
 def manifest_problems(folder: str | Path) -> list[str] | None:
     """None when `folder` has no manifest; else the damaged files ([] = intact). A manifest that does not parse is
     itself a problem."""
     folder = Path(folder)
-    path = folder / MANIFEST
-    if not path.is_file():
+    if not (folder / MANIFEST).is_file():
         return None
     try:
-        doc = json.loads(path.read_text())
-        files = doc["files"]
-        if doc.get("format") != FORMAT or not isinstance(files, dict):
-            raise ValueError("not a smile-video manifest")
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        files = _listed(folder)
+    except (OSError, ValueError) as e:
         return [f"{MANIFEST} is unreadable ({e})"]
     problems = []
     for name, want in files.items():

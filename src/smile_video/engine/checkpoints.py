@@ -51,7 +51,7 @@ def save_checkpoint(run_dir: str | Path, step: int, model: nn.Module, model_cfg:
         buf = io.BytesIO()
         torch.save(state, buf)
         atomic_write_bytes(tmp / "training_state.pt", buf.getvalue())
-        write_manifest(tmp, ["model.safetensors", "config.json", "training_state.pt"])
+        write_manifest(tmp, ["training_state.pt"], extend=True)  # save_model listed the model's two files
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)

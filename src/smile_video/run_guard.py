@@ -48,6 +48,11 @@ LOCK_NAME = ".smile.lock"  # in the run directory; never counted as a run's file
 _HELD: dict[str, int] = {}  # resolved run directory -> the open lock file's descriptor, in this process
 
 
+def _key(path: str | Path) -> str:
+    """A run directory's `_HELD` key: one entry whatever relative path or link names it."""
+    return str(Path(path).resolve())
+
+
 def lock_run_dir(path: str | Path) -> bool:
     """Take the exclusive lock of run directory `path` (created if missing) for this process; True if it holds it
     now (also when it held it already), False where locks are unavailable. Raises RunDirError, naming the holder's
@@ -57,7 +62,7 @@ def lock_run_dir(path: str | Path) -> bool:
     except ImportError:  # Windows: no flock; the folder is used unlocked
         return False
     path = Path(path)
-    key = str(path.resolve())
+    key = _key(path)
     if key in _HELD:
         return True
     path.mkdir(parents=True, exist_ok=True)
@@ -81,7 +86,7 @@ def lock_run_dir(path: str | Path) -> bool:
 
 def release_run_dir(path: str | Path) -> None:
     """Release this process's lock of `path` (nothing if it holds none); the lock file stays."""
-    fd = _HELD.pop(str(Path(path).resolve()), None)
+    fd = _HELD.pop(_key(path), None)
     if fd is not None:
         os.close(fd)  # closing the descriptor releases the flock
 
@@ -91,7 +96,7 @@ def holding_run_dir(path: str | Path, lock: bool = True) -> Iterator[None]:
     """Release `path`'s lock when the block ends: around a job's whole life, so a second process is refused until
     it ends. `lock`: take it at the start too (False: the job's `claim_run_dir` takes it, on the main process only).
     A lock this process held before the block stays held."""
-    held_before = str(Path(path).resolve()) in _HELD
+    held_before = _key(path) in _HELD
     if lock:
         lock_run_dir(path)
     try:
@@ -140,7 +145,7 @@ def claim_run_dir(path: str | Path, *, resume: bool, overwrite: bool, resumable:
     if resume and overwrite:
         raise RunDirError("--resume and --overwrite exclude each other (run.resume, run.overwrite): continue the run "
                           f"in {path}, or replace it, not both")
-    held_before = str(path.resolve()) in _HELD
+    held_before = _key(path) in _HELD
     lock_run_dir(path)
     try:
         found = _contents(path, keep)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ from safetensors.torch import load_file
 from smile_video.checkpoint import load_model, save_model
 from smile_video.cli import main
 from smile_video.config import ModelConfig
-from smile_video.engine.checkpoints import find_resume, save_checkpoint
+from smile_video.engine.checkpoints import checkpoint_dirs, find_resume, save_checkpoint
 from smile_video.manifest import MANIFEST, CorruptCheckpoint, manifest_problems
 from smile_video.models import VideoViTEncoder
 
@@ -119,3 +120,70 @@ def test_smile_verify_lists_each_checkpoint_and_fails_on_a_damaged_one(tmp_path,
     assert "model: no manifest.json (not checked)" in out and "4 checkpoint directories: 1 damaged, 1 without" in out
     assert main(["verify", str(tmp_path / "missing")]) == 1
     assert "is not a directory" in capsys.readouterr().err
+
+
+def test_a_save_after_resuming_past_a_damaged_checkpoint_keeps_itself_and_discards_the_abandoned_future(tmp_path):
+    run = tmp_path / "run"
+    for step in (2, 4):
+        save_checkpoint(run, step, encoder(step), CFG, {"step": step}, {"step": step}, keep_last=2)
+    flip_byte(run / "checkpoints" / "step_00000004" / "model.safetensors")
+    with pytest.warns(UserWarning, match="step_00000004"):
+        assert find_resume(run, "auto") == run / "checkpoints" / "step_00000002"
+    # resumed past the damaged step 4 from step 2: step 3's save must keep step 3 (pruning by step number kept the
+    # damaged step 4 alone before), and step 4, of the abandoned run, must not be what a later --resume auto takes
+    save_checkpoint(run, 3, encoder(3), CFG, {"step": 3}, {"step": 3}, keep_last=1)
+    assert [p.name for p in checkpoint_dirs(run)] == ["step_00000003"]
+    assert find_resume(run, "auto") == run / "checkpoints" / "step_00000003"
+    assert not list((run / "checkpoints").glob(".tmp-*"))  # nothing left aside
+
+
+def test_a_half_deleted_checkpoint_is_never_listed_and_leftovers_are_cleared(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    save_checkpoint(run, 1, encoder(1), CFG, {"step": 1}, {"step": 1}, keep_last=0)
+    save_checkpoint(run, 2, encoder(2), CFG, {"step": 2}, {"step": 2}, keep_last=0)
+    import shutil
+
+    real_rmtree = shutil.rmtree
+
+    def dies_after_the_manifest(path, *args, **kwargs):  # a kill while the run's old step 2 is removed
+        if run not in Path(path).parents:
+            return real_rmtree(path, *args, **kwargs)
+        for name in ("manifest.json", "model.safetensors", "config.json"):  # the order rmtree happened to take
+            (Path(path) / name).unlink(missing_ok=True)
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(shutil, "rmtree", dies_after_the_manifest)
+        with pytest.raises(KeyboardInterrupt):  # step 2 written again (a resume), killed while the old one goes
+            save_checkpoint(run, 2, encoder(3), CFG, {"step": 2}, {"step": 2}, keep_last=0)
+    # the old step 2 kept training_state.pt without a manifest: were it still named step_*, --resume auto would take
+    # it as an unchecked checkpoint without weights
+    assert find_resume(run, "auto") == run / "checkpoints" / "step_00000001"
+    save_checkpoint(run, 2, encoder(2), CFG, {"step": 2}, {"step": 2}, keep_last=0)
+    assert not list((run / "checkpoints").glob(".tmp-*"))
+    assert find_resume(run, "auto") == run / "checkpoints" / "step_00000002"
+
+
+def test_a_training_state_path_is_checked_against_its_checkpoint_manifest(tmp_path):
+    run = tmp_path / "run"
+    save_checkpoint(run, 1, encoder(1), CFG, {"step": 1}, {"step": 1}, keep_last=0)
+    state = run / "checkpoints" / "step_00000001" / "training_state.pt"
+    assert find_resume(run, str(state)) == state
+    flip_byte(state.parent / "model.safetensors")
+    with pytest.raises(CorruptCheckpoint, match="model.safetensors"):
+        find_resume(run, str(state))
+
+
+def test_saving_a_model_again_drops_the_old_manifest_first(tmp_path, monkeypatch):
+    d = tmp_path / "model"
+    save_model(encoder(0), CFG, d)
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("smile_video.checkpoint.write_manifest", killed)  # stopped after the files, before it
+    with pytest.raises(KeyboardInterrupt):
+        save_model(encoder(1), CFG, d)
+    assert manifest_problems(d) is None  # not a stale manifest refusing the new, whole files
+    loaded, _, _ = load_model(d)
+    assert torch.equal(loaded.blocks[0].attn.qkv.weight, encoder(1).blocks[0].attn.qkv.weight)

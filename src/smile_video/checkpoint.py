@@ -30,7 +30,7 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from .config import ModelConfig
-from .manifest import CorruptCheckpoint, check_intact, newest_intact, write_manifest
+from .manifest import MANIFEST, CorruptCheckpoint, check_intact, newest_intact, write_manifest
 from .models.classifier import VideoClassifier
 from .models.convert import (
     StateDict,
@@ -130,6 +130,7 @@ def save_model(model: nn.Module, cfg: ModelConfig, out_dir: str | Path, meta: di
     kind, build = _describe(model)
     out = Path(out_dir)
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    (out / MANIFEST).unlink(missing_ok=True)  # an earlier save's, which would refuse the new files if we stop early
     atomic_write_bytes(out / "model.safetensors", safetensors_bytes(weights, metadata={"format": "pt"}))
     doc = {"format": FORMAT, "version": VERSION, "kind": kind, "model": dataclasses.asdict(cfg),
            "meta": {**(meta or {}), **build}}
@@ -338,6 +339,7 @@ def save_hf(model: nn.Module, cfg: ModelConfig, out_dir: str | Path, labels: lis
     style = hf_bias_style() if bias_style == "auto" else bias_style
     sd = ours_to_hf({k: v.detach().cpu() for k, v in model.state_dict().items()}, prefix=prefix, bias_style=style)
     out = Path(out_dir)
+    (out / MANIFEST).unlink(missing_ok=True)  # a smile model's manifest there would call the export damaged
     atomic_write_bytes(out / "model.safetensors", safetensors_bytes(sd, metadata={"format": "pt"}))
     hf_cfg = model_config_to_hf(cfg, arch, mean_pool, labels)
     atomic_write_text(out / "config.json", json.dumps(hf_cfg, indent=2) + "\n")

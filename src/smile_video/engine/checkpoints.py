@@ -6,7 +6,10 @@ Layout of ``<run>/checkpoints/step_00001234/``:
                                      loadable with ``weights_only=True``)
     manifest.json                    each file's size and sha256 (`smile_video.manifest`): a file damaged after the
                                      write is found, and `--resume auto` takes the newest intact checkpoint
-A directory appears under its final name only once complete (written as ``.tmp-*`` then renamed).
+A directory appears under its final name only once complete (written as ``.tmp-*`` then renamed), and leaves it
+the same way (renamed to ``.tmp-old-*`` before it is deleted), so a reader never sees one half written or half
+deleted. Saving step s discards the checkpoints after s: they belong to the run's abandoned future (a resume from an
+earlier checkpoint), and `--resume auto` must not return to them.
 """
 
 from __future__ import annotations
@@ -30,20 +33,38 @@ from ..runlog import atomic_write_bytes
 STEP_DIR = re.compile(r"^step_(\d{8})$")
 
 
-def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
-    """Complete checkpoints of a run, oldest first."""
-    root = Path(run_dir) / "checkpoints"
+def _step_dirs(root: Path) -> list[tuple[int, Path]]:
+    """Every ``step_*`` directory under `root` (complete or not) with its step, oldest first."""
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and STEP_DIR.match(p.name) and (p / "training_state.pt").exists()]
-    return sorted(found, key=lambda p: int(STEP_DIR.match(p.name).group(1)))
+    found = [(int(m.group(1)), p) for p in root.iterdir() if p.is_dir() and (m := STEP_DIR.match(p.name))]
+    return sorted(found, key=lambda sp: sp[0])
+
+
+def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first."""
+    return [p for _, p in _step_dirs(Path(run_dir) / "checkpoints") if (p / "training_state.pt").exists()]
+
+
+def _discard(path: Path) -> None:
+    """Delete a checkpoint directory without a reader ever seeing it half deleted: one atomic rename out of the
+    ``step_*`` names, then the removal (whose leftovers, if it is interrupted, the next save clears)."""
+    aside = path.with_name(f".tmp-old-{path.name}-{os.getpid()}")
+    if aside.exists():
+        shutil.rmtree(aside, ignore_errors=True)
+    os.replace(path, aside)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def save_checkpoint(run_dir: str | Path, step: int, model: nn.Module, model_cfg: ModelConfig, meta: dict[str, Any],
                     state: dict[str, Any], keep_last: int) -> Path:
-    """Write a complete checkpoint directory atomically and prune older ones beyond `keep_last` (0 keeps all)."""
+    """Write a complete checkpoint directory atomically, discard the run's checkpoints after `step` (an abandoned
+    future) and prune older ones beyond `keep_last` (0 keeps all). One process writes a run's checkpoints (the run
+    directory's lock), so ``.tmp-*`` leftovers of an interrupted save are cleared here."""
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
+    for left in root.glob(".tmp-*"):
+        shutil.rmtree(left, ignore_errors=True)
     final = root / f"step_{step:08d}"
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     try:
@@ -53,14 +74,16 @@ def save_checkpoint(run_dir: str | Path, step: int, model: nn.Module, model_cfg:
         atomic_write_bytes(tmp / "training_state.pt", buf.getvalue())
         write_manifest(tmp, ["training_state.pt"], extend=True)  # save_model listed the model's two files
         if final.exists():
-            shutil.rmtree(final)
+            _discard(final)
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    for later in [p for s, p in _step_dirs(root) if s > step]:
+        _discard(later)
     if keep_last > 0:
         for old in checkpoint_dirs(run_dir)[:-keep_last]:
-            shutil.rmtree(old, ignore_errors=True)
+            _discard(old)
     return final
 
 
@@ -92,6 +115,5 @@ def find_resume(run_dir: str | Path, resume: str) -> Path | None:
     path = Path(resume)
     if not path.exists():
         raise FileNotFoundError(f"run.resume: {resume!r} does not exist")
-    if path.is_dir():
-        check_intact(path)
+    check_intact(path if path.is_dir() else path.parent)  # a training_state.pt path: its checkpoint's manifest
     return path

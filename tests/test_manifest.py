@@ -187,3 +187,25 @@ def test_saving_a_model_again_drops_the_old_manifest_first(tmp_path, monkeypatch
     assert manifest_problems(d) is None  # not a stale manifest refusing the new, whole files
     loaded, _, _ = load_model(d)
     assert torch.equal(loaded.blocks[0].attn.qkv.weight, encoder(1).blocks[0].attn.qkv.weight)
+
+
+def test_an_unreadable_file_or_a_malformed_entry_is_a_problem_line_not_a_traceback(tmp_path, monkeypatch):
+    d = tmp_path / "model"
+    save_model(encoder(0), CFG, d)
+    doc = json.loads((d / MANIFEST).read_text())
+    doc["files"]["config.json"] = "abc"
+    (d / MANIFEST).write_text(json.dumps(doc))
+    assert manifest_problems(d) == [f"{MANIFEST} lists config.json without its size and sha256"]
+    save_model(encoder(0), CFG, d)
+    (d / "model.safetensors").unlink()
+    (d / "model.safetensors").mkdir()  # is_file() False: missing
+    assert manifest_problems(d) == ["model.safetensors is missing"]
+    (d / "model.safetensors").rmdir()
+    save_model(encoder(0), CFG, d)
+
+    def denied(path, *args):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("smile_video.manifest._sha256", denied)  # root reads any file: the OS error is simulated
+    assert manifest_problems(d) == ["config.json is unreadable (Permission denied)",
+                                    "model.safetensors is unreadable (Permission denied)"]

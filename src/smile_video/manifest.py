@@ -84,8 +84,8 @@ def manifest_problems(folder: str | Path) -> list[str] | None:
         try:
             if not p.is_file():
                 problems.append(f"{name} is missing")
-            elif p.stat().st_size != want.get("bytes"):
-                problems.append(f"{name} has {p.stat().st_size} bytes, manifest.json says {want.get('bytes')}")
+            elif (size := p.stat().st_size) != want.get("bytes"):
+                problems.append(f"{name} has {size} bytes, manifest.json says {want.get('bytes')}")
             elif _sha256(p) != want.get("sha256"):
                 problems.append(f"{name}: sha256 differs from manifest.json (damaged or changed after it was written)")
         except OSError as e:  # unreadable, or removed while it was read

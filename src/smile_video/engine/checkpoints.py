@@ -48,10 +48,9 @@ def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
 
 def _discard(path: Path) -> None:
     """Delete a checkpoint directory without a reader ever seeing it half deleted: one atomic rename out of the
-    ``step_*`` names, then the removal (whose leftovers, if it is interrupted, the next save clears)."""
+    ``step_*`` names, then the removal (whose leftovers, if it is interrupted, the next save clears; `save_checkpoint`
+    clears them before it calls this, so the name aside is free)."""
     aside = path.with_name(f".tmp-old-{path.name}-{os.getpid()}")
-    if aside.exists():
-        shutil.rmtree(aside, ignore_errors=True)
     os.replace(path, aside)
     shutil.rmtree(aside, ignore_errors=True)
 

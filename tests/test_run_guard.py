@@ -19,6 +19,7 @@ from smile_video.run_guard import (
     RunDirError,
     claim_run_dir,
     holding_run_dir,
+    lock_for_resume,
     lock_run_dir,
     release_run_dir,
     releases_run_dir,
@@ -282,3 +283,22 @@ def test_demo_claims_its_folder(tmp_path):
     assert (out / "report").is_dir()
     _claim(DemoSettings(out=out, epochs=3, overwrite=True))
     assert not (out / "report").exists() and json.loads((out / "demo.json").read_text())["epochs"] == 3
+
+
+def test_lock_for_resume_locks_an_existing_folder_on_a_resume_and_creates_nothing(tmp_path):
+    run = tmp_path / "run"
+    assert lock_for_resume(run, "auto") is False and not run.exists()  # missing: the resume fails later, uncreated
+    run.mkdir()
+    assert lock_for_resume(run, "") is False and not (run / LOCK_NAME).exists()  # no resume asked: untouched
+    assert lock_for_resume(run, "auto", is_main=False) is False  # other ranks never lock
+    holder = Holder(run)
+    try:
+        with pytest.raises(RunDirError, match=rf"pid {holder.proc.pid}"):
+            lock_for_resume(run, "auto")
+    finally:
+        holder.release()
+    assert lock_for_resume(run, "auto") is True
+    other = subprocess.run([sys.executable, "-c", "import sys; from smile_video.run_guard import lock_run_dir; "
+                            "lock_run_dir(sys.argv[1])", str(run)], capture_output=True, text=True)
+    assert other.returncode != 0 and "in use by another smile process" in other.stderr
+    release_run_dir(run)

@@ -18,7 +18,6 @@ import functools
 import io
 import json
 import pickle
-import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
+from .checkpoint_layout import CHECKPOINTS, step_dirs
 from .config import ModelConfig
 from .manifest import MANIFEST, CorruptCheckpoint, check_intact, newest_intact, write_manifest
 from .models.classifier import VideoClassifier
@@ -161,8 +161,7 @@ def _model_config(fields: dict[str, Any], source: str) -> ModelConfig:
 def _resolve_path(path: Path) -> Path:
     """A run directory resolves to its newest complete checkpoint directory that is not damaged (manifest.json)."""
     if path.is_dir() and not (path / "config.json").exists():
-        steps = sorted((p for p in (path / "checkpoints").glob("step_*") if (p / "config.json").exists()),
-                       key=lambda p: int(re.sub(r"\D", "", p.name) or 0))
+        steps = [p for _, p in step_dirs(path / CHECKPOINTS) if (p / "config.json").exists()]
         if steps:
             found = newest_intact(steps, str(path))
             if found is None:

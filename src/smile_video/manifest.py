@@ -20,6 +20,7 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
+from .checkpoint_layout import CHECKPOINTS, step_dirs
 from .runlog import atomic_write_text
 
 __all__ = ["MANIFEST", "write_manifest", "manifest_problems", "check_intact", "newest_intact",
@@ -121,8 +122,7 @@ def verify_tree(path: str | Path) -> list[tuple[Path, list[str] | None]]:
     if (path / "config.json").is_file() or (path / MANIFEST).is_file():
         dirs = [path]
     else:
-        steps = path / "checkpoints"
-        dirs = sorted(steps.glob("step_*")) if steps.is_dir() else []
+        dirs = [d for _, d in step_dirs(path / CHECKPOINTS)]
         dirs += [path / "model"] if (path / "model").is_dir() else []
     if not dirs:
         raise ValueError(f"{path}: neither a checkpoint directory (config.json) nor a run directory "

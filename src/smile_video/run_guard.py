@@ -34,7 +34,8 @@ import yaml
 
 from .config import ConfigError, to_dict
 
-__all__ = ["RunDirError", "LOCK_NAME", "claim_run_dir", "lock_run_dir", "release_run_dir", "holding_run_dir",
+__all__ = ["RunDirError", "LOCK_NAME", "claim_run_dir", "lock_run_dir", "lock_for_resume", "release_run_dir",
+           "holding_run_dir",
            "releases_run_dir", "saved_config", "resume_changes", "format_changes"]
 
 Change = tuple[str, Any, Any]  # (key, saved value, new value)
@@ -82,6 +83,15 @@ def lock_run_dir(path: str | Path) -> bool:
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     _HELD[key] = fd
     return True
+
+
+def lock_for_resume(path: str | Path, resume: str | bool, is_main: bool = True) -> bool:
+    """Before a resume reads (hashes) the checkpoints of run directory `path`: take its lock, so no other process
+    prunes them meanwhile. Only the main process, only when a resume is asked for and the folder exists (a resume
+    of a missing folder fails when it looks for a checkpoint, without creating one); True if the lock is held."""
+    if is_main and resume and Path(path).is_dir():
+        return lock_run_dir(path)
+    return False
 
 
 def release_run_dir(path: str | Path) -> None:

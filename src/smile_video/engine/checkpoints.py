@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -26,24 +25,15 @@ import torch
 from torch import nn
 
 from ..checkpoint import save_model
+from ..checkpoint_layout import CHECKPOINTS, step_dir_name, step_dirs
 from ..config import ModelConfig
 from ..manifest import CorruptCheckpoint, check_intact, newest_intact, write_manifest
 from ..runlog import atomic_write_bytes
 
-STEP_DIR = re.compile(r"^step_(\d{8})$")
-
-
-def _step_dirs(root: Path) -> list[tuple[int, Path]]:
-    """Every ``step_*`` directory under `root` (complete or not) with its step, oldest first."""
-    if not root.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in root.iterdir() if p.is_dir() and (m := STEP_DIR.match(p.name))]
-    return sorted(found, key=lambda sp: sp[0])
-
 
 def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
     """Complete checkpoints of a run, oldest first."""
-    return [p for _, p in _step_dirs(Path(run_dir) / "checkpoints") if (p / "training_state.pt").exists()]
+    return [p for _, p in step_dirs(Path(run_dir) / CHECKPOINTS) if (p / "training_state.pt").exists()]
 
 
 def _discard(path: Path) -> None:
@@ -60,11 +50,11 @@ def save_checkpoint(run_dir: str | Path, step: int, model: nn.Module, model_cfg:
     """Write a complete checkpoint directory atomically, discard the run's checkpoints after `step` (an abandoned
     future) and prune older ones beyond `keep_last` (0 keeps all). One process writes a run's checkpoints (the run
     directory's lock), so ``.tmp-*`` leftovers of an interrupted save are cleared here."""
-    root = Path(run_dir) / "checkpoints"
+    root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
     for left in root.glob(".tmp-*"):
         shutil.rmtree(left, ignore_errors=True)
-    final = root / f"step_{step:08d}"
+    final = root / step_dir_name(step)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     try:
         save_model(model, model_cfg, tmp, meta=meta)
@@ -78,7 +68,7 @@ def save_checkpoint(run_dir: str | Path, step: int, model: nn.Module, model_cfg:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    for later in [p for s, p in _step_dirs(root) if s > step]:
+    for later in [p for s, p in step_dirs(root) if s > step]:
         _discard(later)
     if keep_last > 0:
         for old in checkpoint_dirs(run_dir)[:-keep_last]:

@@ -29,7 +29,7 @@ from ..data.collate import collate
 from ..devices import resolve_device
 from ..errors import JobError
 from ..models import PretrainModel
-from ..run_guard import claim_run_dir, format_changes, lock_run_dir, releases_run_dir, resume_changes, saved_config
+from ..run_guard import claim_run_dir, format_changes, lock_for_resume, releases_run_dir, resume_changes, saved_config
 from ..runlog import RunDir, truncate_metrics
 from ..seeding import derive_seed
 from ..teachers import build_teacher
@@ -109,9 +109,7 @@ class Pretrainer:
             device = torch.device("cuda", self.info.local_rank)
         self.device = device
         # One run per directory; a resume is checked against the saved config before it is overwritten.
-        # a resume: hold the folder first, so no other process prunes the checkpoints read here
-        if self.info.is_main and cfg.run.resume and Path(cfg.run.out_dir).is_dir():
-            lock_run_dir(cfg.run.out_dir)
+        lock_for_resume(cfg.run.out_dir, cfg.run.resume, self.info.is_main)
         self.resume_from = find_resume(cfg.run.out_dir, cfg.run.resume)
         claim_run_dir(cfg.run.out_dir, resume=bool(cfg.run.resume), overwrite=cfg.run.overwrite,
                       resumable=self.resume_from is not None, is_main=self.info.is_main)

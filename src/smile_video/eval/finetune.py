@@ -49,7 +49,7 @@ from ..devices import resolve_device
 from ..engine.checkpoints import find_resume, load_training_state, save_checkpoint
 from ..engine.distributed import DistInfo, all_reduce_mean, cleanup, init_distributed
 from ..engine.optim import cosine_lr, scaled_lr, set_lr
-from ..run_guard import claim_run_dir, format_changes, lock_run_dir, releases_run_dir, resume_changes, saved_config
+from ..run_guard import claim_run_dir, format_changes, lock_for_resume, releases_run_dir, resume_changes, saved_config
 from ..runlog import RunDir, atomic_write_bytes, atomic_write_text, truncate_metrics
 from ..seeding import derive_seed
 from .finetune_tasks import (
@@ -258,9 +258,7 @@ def finetune(cfg: FinetuneJob, checkpoint: str | None) -> dict[str, Any]:
         device = torch.device("cuda", info.local_rank)
     try:
         check_list_files("finetune", f)  # before any work; errors name the key
-        # a resume: hold the folder first, so no other process prunes the checkpoints read here
-        if info.is_main and cfg.run.resume and Path(cfg.run.out_dir).is_dir():
-            lock_run_dir(cfg.run.out_dir)
+        lock_for_resume(cfg.run.out_dir, cfg.run.resume, info.is_main)
         resume_from = find_resume(cfg.run.out_dir, cfg.run.resume)  # before any work: a missing PATH fails here
         # targets: labels (N,), multi-hot (N, K) or counts (N,) by finetune.task (eval/finetune_tasks.py)
         train_entries, train_t = read_task_list(f.task, f.train_list, f.data_root, f.num_classes)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from smile_video.config import MotionConfig
-from smile_video.motion import MotionParams, ObjectAlpha, infuse_motion, sample_motion
+from smile_video.motion import MotionParams, ObjectAlpha, infuse_motion, paste_objects, sample_motion
 from smile_video.motion import composite as _composite
 from smile_video.objects import ObjectBank
 
@@ -165,6 +165,20 @@ def test_infuse_motion_same_seed_same_clip_and_disabled():
     cfg.enabled = False
     out, alpha = infuse_motion(video, bank, cfg, torch.Generator().manual_seed(5))
     assert out is video and alpha.shape == (1, 2, 4, 48, 48) and alpha.dense().sum() == 0
+
+
+def test_paste_objects_of_sampled_params_is_infuse_motion_and_pastes_edited_params():
+    bank = ObjectBank([s for s in _atlas()], [0, 1, 2, 3], ["a", "b", "c", "d"], max_side=A)
+    video = _video(T=4, H=48, W=48)
+    cfg = MotionConfig()
+    ref, ref_alpha = infuse_motion(video, bank, cfg, torch.Generator().manual_seed(5))
+    params = sample_motion(1, 4, 48, 48, len(bank), cfg, torch.Generator().manual_seed(5))
+    out, alpha = paste_objects(video, bank, cfg, params)
+    assert torch.equal(out, ref) and torch.equal(alpha.dense(), ref_alpha.dense())
+    # an edit of the params is what gets pasted: the objects moved off screen leave the clip as it was
+    gone = MotionParams(params.object_ids, params.centers + 1000.0, params.angles, params.scales, params.sizes)
+    out, alpha = paste_objects(video, bank, cfg, gone)
+    assert torch.equal(out, video) and alpha.dense().sum() == 0
 
 
 def test_bad_inputs_are_named():

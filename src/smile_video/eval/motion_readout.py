@@ -95,7 +95,7 @@ def readout_clips(cfg: PretrainJob, bank: Any, clips: int, seed: int, monotonic:
     coverage (2 * clips, N) float64, the fraction of each token the object covers in the best frame of its tubelet
     (`ObjectAlpha.token_coverage`), tokens in (t', h', w') order)."""
     from ..motion.backgrounds import make_background
-    from ..motion.composite import atlas_size_for, composite
+    from ..motion.composite import paste_objects
     from ..motion.params import sample_motion
 
     if clips < 1:
@@ -103,14 +103,13 @@ def readout_clips(cfg: PretrainJob, bank: Any, clips: int, seed: int, monotonic:
     if bank is None or len(bank) == 0:
         raise ValueError("readout_clips: needs an object bank with at least one object")
     m = cfg.model
-    motion = replace(cfg.motion, num_objects=1)
+    motion = replace(cfg.motion, num_objects=1, device="cpu")
     g = torch.Generator().manual_seed(seed)
     video = make_background(cfg.data.background, clips, m.num_frames, m.img_size, m.img_size, g).contiguous()
     params = sample_motion(clips, m.num_frames, m.img_size, m.img_size, len(bank), motion, g)
     if monotonic:
         params = monotonic_motion(params)
-    atlas = bank.atlas(atlas_size_for(motion, m.img_size, m.img_size, bank.max_side), "cpu")
-    video, alpha = composite(video, atlas, params, inplace=True, backend=motion.kernel)
+    video, alpha = paste_objects(video, bank, motion, params, inplace=True)
     cover = alpha.token_coverage(m.grid, m.tubelet_size, m.patch_size).double()  # (B, T', H', W')
     q = motion_quantities(params, m.img_size, m.img_size)
     sign = torch.tensor([1.0 if name not in DIRECTIONAL else -1.0 for name in QUANTITIES], dtype=torch.float64)

@@ -30,8 +30,8 @@ from .alpha import AlphaPiece, ObjectAlpha
 from .params import REFERENCE_SIZE, MotionParams, sample_motion
 from .windows import WindowPlan, object_boxes, plan_windows
 
-__all__ = ["composite", "infuse_motion", "object_boxes", "atlas_size_for", "BACKENDS", "resolve_backend",
-           "triton_verified"]
+__all__ = ["composite", "infuse_motion", "paste_objects", "object_boxes", "atlas_size_for", "BACKENDS",
+           "resolve_backend", "triton_verified"]
 
 BACKENDS = ("auto", "c", "triton", "torch")
 
@@ -270,5 +270,16 @@ def infuse_motion(video: torch.Tensor, bank, cfg: MotionConfig, generator: torch
     # drawn on the generator's device and left there: `composite` plans on the host anyway, so a host generator
     # (the training step's, docs/training.md) costs no kernel launches and no device-to-host sync
     params = sample_motion(bsz, T, H, W, len(bank), cfg, generator)
+    return paste_objects(video, bank, cfg, params, inplace=inplace)
+
+
+def paste_objects(video: torch.Tensor, bank, cfg: MotionConfig, params: MotionParams,
+                  inplace: bool = False) -> tuple[torch.Tensor, ObjectAlpha]:
+    """Composite the bank objects of `params` (drawn by `sample_motion`, possibly edited) onto `video`
+    (B, 3, T, H, W) on ``cfg.device`` with ``cfg.kernel``, the bank's atlas at the size `cfg` implies.
+    Returns (video, alpha (B, K, T, H, W)) as `composite`; `inplace` as in `infuse_motion`."""
+    _, _, _, H, W = video.shape
+    device = video.device if cfg.device == "auto" else torch.device(cfg.device)
+    video = video.to(device)
     atlas = bank.atlas(atlas_size_for(cfg, H, W, bank.max_side), device)
     return composite(video, atlas, params, inplace=inplace, backend=cfg.kernel)

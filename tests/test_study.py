@@ -368,3 +368,11 @@ def test_the_readout_column_reads_the_same_clips_for_every_encoder():
     b = study.encoder_readout(None, cfg, 1, 8)  # another random init on the same clips
     assert set(a) == {"mean", "object", "time"} and a["object"].keys() == b["object"].keys()
     assert a["object"]["position"] != b["object"]["position"]
+
+
+def test_the_plot_draws_only_the_groups_some_variant_has(tmp_path):
+    summary = {"random init": {"motion/probe": (17.0, 1.0, 3), "motion/knn": (16.0, 2.0, 3)},
+               SMILE: {"motion/probe": (37.0, 1.3, 3), "appearance/probe": (22.0, 2.3, 3)}}
+    assert study.plotted_groups(summary) == ["motion/probe", "appearance/probe"]  # no empty finetune groups, no kNN
+    study.plot_study(summary, tmp_path / "s.png")
+    assert (tmp_path / "s.png").stat().st_size > 1000

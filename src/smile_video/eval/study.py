@@ -549,6 +549,12 @@ def results_table(summary: dict[str, dict[str, tuple[float, float, int]]]) -> li
     return lines
 
 
+def plotted_groups(summary: dict[str, dict[str, tuple[float, float, int]]]) -> list[str]:
+    """The bar groups of `plot_study`: each "task/protocol" (kNN aside) that some variant has a value for, in
+    METRICS' order (a study run without finetuning or the attentive probe draws no empty groups)."""
+    return [f"{t}/{m}" for t, m in METRICS if m != "knn" and any(f"{t}/{m}" in row for row in summary.values())]
+
+
 def plot_study(summary: dict[str, dict[str, tuple[float, float, int]]], png: Path) -> None:
     """Grouped bars (test top-1 per task and protocol), one bar per variant, error bars = seed std."""
     import matplotlib
@@ -556,7 +562,7 @@ def plot_study(summary: dict[str, dict[str, tuple[float, float, int]]], png: Pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = [f"{t}/{m}" for t, m in METRICS if m != "knn"]
+    groups = plotted_groups(summary)
     names = list(summary)
     fig, ax = plt.subplots(figsize=(10, 4.2))
     width = 0.8 / max(1, len(names))

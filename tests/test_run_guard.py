@@ -150,6 +150,13 @@ class Holder:
         assert self.proc.wait(timeout=60) == 0
 
 
+def assert_other_process_is_refused(path: Path) -> None:
+    """Another process that tries to lock `path` fails, saying the folder is in use."""
+    other = subprocess.run([sys.executable, "-c", "import sys; from smile_video.run_guard import lock_run_dir; "
+                            "lock_run_dir(sys.argv[1])", str(path)], capture_output=True, text=True)
+    assert other.returncode != 0 and "in use by another smile process" in other.stderr
+
+
 def test_a_folder_another_process_writes_into_is_refused_whatever_the_flags(tmp_path):
     run = tmp_path / "run"
     holder = Holder(run)
@@ -195,9 +202,7 @@ def test_a_job_releases_its_lock_when_it_returns_or_raises(tmp_path):
     Holder(Cfg.run.out_dir).release()
     lock_run_dir(Cfg.run.out_dir)  # held before the job: the job leaves it held
     job(Cfg, False)
-    other = subprocess.run([sys.executable, "-c", "import sys; from smile_video.run_guard import lock_run_dir; "
-                            "lock_run_dir(sys.argv[1])", str(Cfg.run.out_dir)], capture_output=True, text=True)
-    assert other.returncode != 0 and "in use by another smile process" in other.stderr
+    assert_other_process_is_refused(Cfg.run.out_dir)
     release_run_dir(Cfg.run.out_dir)
 
 
@@ -298,7 +303,5 @@ def test_lock_for_resume_locks_an_existing_folder_on_a_resume_and_creates_nothin
     finally:
         holder.release()
     assert lock_for_resume(run, "auto") is True
-    other = subprocess.run([sys.executable, "-c", "import sys; from smile_video.run_guard import lock_run_dir; "
-                            "lock_run_dir(sys.argv[1])", str(run)], capture_output=True, text=True)
-    assert other.returncode != 0 and "in use by another smile process" in other.stderr
+    assert_other_process_is_refused(run)
     release_run_dir(run)

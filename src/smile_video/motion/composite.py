@@ -252,6 +252,11 @@ def atlas_size_for(cfg: MotionConfig, height: int, width: int, max_side: int) ->
     return max(16, min(int(math.ceil(largest / 16)) * 16, int(math.ceil(max_side / 16)) * 16))
 
 
+def _motion_device(video: torch.Tensor, cfg: MotionConfig) -> torch.device:
+    """Where the objects are pasted: ``cfg.device``, or the video's own device for "auto"."""
+    return video.device if cfg.device == "auto" else torch.device(cfg.device)
+
+
 def infuse_motion(video: torch.Tensor, bank, cfg: MotionConfig, generator: torch.Generator,
                   inplace: bool = False) -> tuple[torch.Tensor, ObjectAlpha]:
     """Sample motion for ``cfg.num_objects`` bank objects per clip and composite them (paper section 3.3).
@@ -263,10 +268,9 @@ def infuse_motion(video: torch.Tensor, bank, cfg: MotionConfig, generator: torch
     the video itself and an empty alpha.
     """
     bsz, _, T, H, W = video.shape
-    device = video.device if cfg.device == "auto" else torch.device(cfg.device)
-    video = video.to(device)
+    video = video.to(_motion_device(video, cfg))
     if not cfg.enabled or cfg.num_objects == 0:
-        return video, ObjectAlpha.zeros(bsz, cfg.num_objects, T, H, W, device)
+        return video, ObjectAlpha.zeros(bsz, cfg.num_objects, T, H, W, video.device)
     # drawn on the generator's device and left there: `composite` plans on the host anyway, so a host generator
     # (the training step's, docs/training.md) costs no kernel launches and no device-to-host sync
     params = sample_motion(bsz, T, H, W, len(bank), cfg, generator)
@@ -279,7 +283,6 @@ def paste_objects(video: torch.Tensor, bank, cfg: MotionConfig, params: MotionPa
     (B, 3, T, H, W) on ``cfg.device`` with ``cfg.kernel``, the bank's atlas at the size `cfg` implies.
     Returns (video, alpha (B, K, T, H, W)) as `composite`; `inplace` as in `infuse_motion`."""
     _, _, _, H, W = video.shape
-    device = video.device if cfg.device == "auto" else torch.device(cfg.device)
-    video = video.to(device)
-    atlas = bank.atlas(atlas_size_for(cfg, H, W, bank.max_side), device)
+    video = video.to(_motion_device(video, cfg))
+    atlas = bank.atlas(atlas_size_for(cfg, H, W, bank.max_side), video.device)
     return composite(video, atlas, params, inplace=inplace, backend=cfg.kernel)
